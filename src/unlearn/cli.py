@@ -1,0 +1,107 @@
+"""The ``unlearn`` command line: run the pipeline, list components, report results."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+ATTACK_NAMES = ("margin", "loss", "confidence", "entropy", "modified_entropy", "svc_mia_efficacy", "encodermi")
+
+
+def cmd_list(ns: argparse.Namespace) -> int:
+    """Print ``KIND NAME`` for every pretraining method, unlearning method and attack."""
+    from unlearn.learners import LEARNERS, _import_optional_learners
+    from unlearn.methods import METHODS
+
+    _import_optional_learners()
+    lines = [f"pretrain {n}" for n in sorted(LEARNERS)] + [f"unlearn {n}" for n in sorted(METHODS)]
+    lines += [f"attack {n}" for n in ATTACK_NAMES]
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_report(ns: argparse.Namespace) -> int:
+    """Print the latest run's method table (``--json``: the rows as a JSON list)."""
+    from unlearn.io import read_json
+    from unlearn.report import render_table
+
+    summary = read_json(ns.summary)
+    if ns.json:
+        print(json.dumps(summary["rows"], indent=2))
+    else:
+        print(render_table(summary["rows"]))
+    return 0
+
+
+def _load_flow(project: Path):
+    path = project / "flows" / "pipeline.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the pipeline flow is missing; run from the project root or pass --project")
+    spec = importlib.util.spec_from_file_location("unlearn_project_pipeline", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.pipeline
+
+
+def cmd_run(ns: argparse.Namespace) -> int:
+    """Validate params.yaml, then run the Prefect pipeline flow (each stage through DVC)."""
+    from unlearn.config import load_params
+    from unlearn.report import render_table
+
+    project = Path(ns.project).resolve()
+    load_params(project / "params.yaml")  # fail fast, before anything runs
+    for key, value in (("PREFECT_SERVER_ANALYTICS_ENABLED", "false"),
+                       ("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "60"), ("DVC_NO_ANALYTICS", "1")):
+        os.environ.setdefault(key, value)
+    rows = _load_flow(project)(project_dir=str(project))
+    print(render_table(rows))
+    return 0
+
+
+def cmd_check(ns: argparse.Namespace) -> int:
+    from unlearn.config import load_params
+
+    load_params(ns.params)
+    print(f"{ns.params}: ok")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unlearn", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run the pipeline flow (prepare, pretrain, forget, unlearn, verify)")
+    p.add_argument("--project", default=".", help="project root holding params.yaml, dvc.yaml and flows/")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("list", help="available pretraining methods, unlearning methods and attacks")
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("report", help="the latest run's results")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.add_argument("--summary", default="reports/summary.json")
+    p.set_defaults(func=cmd_report)
+    p = sub.add_parser("check-params", help="validate params.yaml against the schema")
+    p.add_argument("params", nargs="?", default="params.yaml")
+    p.set_defaults(func=cmd_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    from unlearn.config import ParamsError
+
+    try:
+        return ns.func(ns)
+    except (ParamsError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def console_main() -> None:
+    sys.exit(main())

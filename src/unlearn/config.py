@@ -1,0 +1,171 @@
+"""The typed schema of ``params.yaml``: built once at the edge (stages, CLI), passed down as objects.
+
+Every section forbids unknown keys, so a typo is an error that names the key, not a silent default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ParamsError(ValueError):
+    """``params.yaml`` is missing, malformed or fails the schema; the message names file and key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitSizes(_Section):
+    train: int = Field(900, ge=2, description="members: the model is trained on these")
+    reference: int = Field(400, ge=2, description="non-members the unlearner may use")
+    test: int | None = Field(None, ge=2, description="evaluation only; null = every remaining sample")
+
+
+class PrepareParams(_Section):
+    source: Literal["digits", "cifar10", "cifar100", "imagefolder"] = "digits"
+    root: str | None = Field(None, description="dataset root (cifar) or folder/zip (imagefolder)")
+    download: bool = False
+    max_images: int | None = Field(None, ge=10, description="class-balanced subset before splitting")
+    splits: SplitSizes = SplitSizes()
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _root_needed(self) -> "PrepareParams":
+        if self.source == "imagefolder" and not self.root:
+            raise ValueError("prepare.root is required when prepare.source is 'imagefolder'")
+        return self
+
+
+class BackboneParams(_Section):
+    name: Literal["small_cnn", "resnet_compact", "resnet18"] = "small_cnn"
+    width: int = Field(32, ge=4, le=512)
+    blocks: list[int] = Field(default_factory=lambda: [1, 1, 1, 1])
+
+
+class PretrainParams(_Section):
+    method: Literal["supervised", "simclr", "moco", "byol"] = "supervised"
+    backbone: BackboneParams = BackboneParams()
+    augment: Literal["none", "digits", "cifar_weak", "cifar_simclr"] = "none"
+    epochs: int = Field(60, ge=1)
+    batch_size: int = Field(128, ge=2)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    optimizer: Literal["adam", "sgd"] = "adam"
+    temperature: float = Field(0.5, gt=0, description="NT-Xent / InfoNCE temperature")
+    projection_dim: int = Field(64, ge=2)
+    queue_size: int = Field(4096, ge=2, description="MoCo: number of negatives kept in the queue")
+    momentum: float = Field(0.99, gt=0, lt=1, description="MoCo key encoder / BYOL target EMA (base) momentum")
+    seed: int = 0
+
+
+class ForgetParams(_Section):
+    kind: Literal["random", "class", "requests"] = "class"
+    fraction: float = Field(0.1, gt=0, lt=1, description="share of the train split (kind=random)")
+    classes: list[int] = Field(default_factory=lambda: [3], description="forgotten labels (kind=class)")
+    seed: int = 0
+
+
+class MethodBudget(_Section):
+    epochs: int = Field(5, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(64, ge=2)
+    optimizer: Literal["adam", "sgd"] = "adam"
+
+
+class GradientPenaltyParams(MethodBudget):
+    stage: Literal["memgp", "paired"] = "memgp"
+    lambda_gp: float = Field(1.0, ge=0, description="weight of the input-gradient-norm matching term")
+    mu: float = Field(0.1, ge=0, description="weight of the membership-signal matching term")
+    forget_batch_size: int = Field(64, ge=2)
+    reference_batch_size: int = Field(128, ge=2)
+
+
+class RetrainParams(_Section):
+    epochs: int | None = Field(None, ge=1, description="null = the original model's epochs")
+
+
+class UnlearnParams(_Section):
+    methods: list[Literal["retrain", "finetune", "gp"]] = Field(
+        default_factory=lambda: ["retrain", "finetune", "gp"])
+    retrain: RetrainParams = RetrainParams()
+    seed: int = 0
+    finetune: MethodBudget = MethodBudget()
+    gp: GradientPenaltyParams = GradientPenaltyParams()
+
+    @model_validator(mode="after")
+    def _retrain_present(self) -> "UnlearnParams":
+        if "retrain" not in self.methods:
+            raise ValueError("unlearn.methods must include 'retrain': it is the gold reference of every certificate")
+        return self
+
+
+class Thresholds(_Section):
+    auc_tolerance: float = Field(0.05, ge=0, le=0.5, description="|AUC - 0.5| allowed beyond the CI")
+    accuracy_tolerance: float = Field(5.0, ge=0, le=100, description="|forget acc - retrain's| in points")
+    mia_efficacy_tolerance: float = Field(0.1, ge=0, le=1, description="|MIA-efficacy - retrain's|")
+    utility_drop: float = Field(5.0, ge=0, le=100, description="max test-accuracy loss vs original, points")
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+
+
+class VerifyParams(_Section):
+    thresholds: Thresholds = Thresholds()
+    encoder_views: int = Field(8, ge=2, description="augmented views per sample for EncoderMI")
+    bootstrap: int = Field(200, ge=10)
+    require_power: bool = Field(True, description="fail the stage when the negative control passes")
+    promote: list[Literal["retrain", "finetune", "gp"]] = Field(
+        default_factory=lambda: ["gp", "finetune", "retrain"],
+        description="preference order for the 'production' alias among models whose certificate passed")
+    seed: int = 0
+
+
+class TrackingParams(_Section):
+    experiment: str | None = Field(None, description="default: unlearn-<prepare.source>")
+    registered_model: str | None = Field(None, description="default: <source>-<pretrain.method>")
+
+
+class Params(_Section):
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    prepare: PrepareParams = PrepareParams()
+    pretrain: PretrainParams = PretrainParams()
+    forget: ForgetParams = ForgetParams()
+    unlearn: UnlearnParams = UnlearnParams()
+    verify: VerifyParams = VerifyParams()
+    tracking: TrackingParams = TrackingParams()
+
+    @property
+    def experiment_name(self) -> str:
+        return self.tracking.experiment or f"unlearn-{self.prepare.source}"
+
+    @property
+    def registered_model_name(self) -> str:
+        return self.tracking.registered_model or f"{self.prepare.source}-{self.pretrain.method}"
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``; raise one :class:`ParamsError` naming the file and the keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: the top level must be a mapping of sections")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ParamsError(f"{path}: {_format_errors(exc)}") from None
+
+
+def _format_errors(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "<root>"
+        parts.append(f"{key}: {err['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,1 @@
+"""Data: sources, the prepared-data manifest, splits, augmentations."""

@@ -1,0 +1,84 @@
+"""Forget-set extraction: which member (train-split) samples to forget, why, and the sha256 of the id list."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unlearn.io import sha256_ids
+
+
+def select_random(train_ids: list[str], fraction: float, seed: int) -> list[str]:
+    """A seeded random ``fraction`` of the members (at least one), returned sorted."""
+    n = max(1, int(round(fraction * len(train_ids))))
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(train_ids), size=n, replace=False)
+    return sorted(train_ids[i] for i in pick)
+
+
+def select_classes(train_ids: list[str], train_labels: np.ndarray, classes: list[int]) -> list[str]:
+    """Every member whose label is in ``classes``; an absent class is an error naming it."""
+    present = set(int(c) for c in np.unique(train_labels))
+    missing = [c for c in classes if c not in present]
+    if missing:
+        raise ValueError(f"forget.classes: class(es) {missing} have no sample in the train split")
+    wanted = set(classes)
+    return sorted(sid for sid, y in zip(train_ids, train_labels) if int(y) in wanted)
+
+
+def read_requests(requests_dir: str | Path, train_ids: list[str]) -> dict[str, list[str]]:
+    """Read every ``*.json`` request in ``requests_dir``: ``{"request_id", "sample_ids", ...}``.
+
+    Returns ``{request_id: sample_ids}``. A malformed file, a duplicate request id or a sample id that is not a
+    member raises ``ValueError`` naming the file and the id.
+    """
+    members = set(train_ids)
+    out: dict[str, list[str]] = {}
+    for path in sorted(Path(requests_dir).glob("*.json")):
+        try:
+            req = json.loads(path.read_text(encoding="utf-8"))
+            rid, ids = str(req["request_id"]), [str(s) for s in req["sample_ids"]]
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}: not a deletion request ({type(exc).__name__}: {exc})") from None
+        unknown = [s for s in ids if s not in members]
+        if unknown:
+            raise ValueError(f"{path}: sample id(s) not in the train split: {', '.join(unknown[:5])}")
+        if rid in out:
+            raise ValueError(f"{path}: duplicate request_id {rid!r}")
+        out[rid] = ids
+    return out
+
+
+def forget_record(reasons: dict[str, str], kind: str, fingerprint: str) -> dict[str, Any]:
+    """The content of ``forget.json``: sorted ids, why each is forgotten, and the id list's sha256."""
+    ids = sorted(reasons)
+    return {"kind": kind, "dataset_fingerprint": fingerprint, "n": len(ids), "sample_ids": ids,
+            "why": {sid: reasons[sid] for sid in ids}, "sha256": sha256_ids(ids)}
+
+
+def member_partition(train_positions: np.ndarray, forget_positions: np.ndarray,
+                     ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(retain, forget) positions; a forget id outside the train split raises ``ValueError`` naming it.
+
+    Shape: train (n,), forget (k,) -> retain (n - k,), forget (k,).
+    """
+    outside = np.setdiff1d(forget_positions, train_positions)
+    if len(outside):
+        raise ValueError(f"forget set contains sample id {ids[outside[0]]!r}, which is not in the train split")
+    return np.setdiff1d(train_positions, forget_positions), np.sort(forget_positions)
+
+
+def load_forget_record(path: str | Path, fingerprint: str) -> dict[str, Any]:
+    """Read ``forget.json`` and check it was made for this dataset (same fingerprint)."""
+    from unlearn.io import read_json
+
+    record = read_json(path)
+    if record.get("dataset_fingerprint") != fingerprint:
+        raise ValueError(f"{path}: made for dataset {str(record.get('dataset_fingerprint'))[:12]}, but the "
+                         f"prepared data is {fingerprint[:12]}; re-run the forget stage")
+    if sha256_ids(record["sample_ids"]) != record["sha256"]:
+        raise ValueError(f"{path}: the sha256 does not match its id list; the file was altered")
+    return record

@@ -1,0 +1,90 @@
+"""Gradient-penalty unlearning: our reconstruction of Wang & Chen, "Machine Unlearning in Contrastive
+Learning" (arXiv 2405.07317). See docs/method.md for the equations and what is reconstruction.
+
+Both stages keep the model's own objective on retain data (MEMtrain) and push the forget set to look, in
+input-gradient norm and in membership signal s(x), like non-members:
+
+- stage "paired" (Algorithm 1): targets from a non-member reference batch under the current model, with
+  stop-gradient: ``L = MEMtrain(D_r) + λ (mean‖∇x s(x_f)‖ − sg mean‖∇x s(x_n)‖)² + μ |mean s(x_f) − sg mean s(x_n)|``.
+- stage "memgp" (Algorithm 2): only member-data gradients; the targets τ_g, τ_s are measured once on the
+  reference set with the original model: ``L = MEMtrain(D_r) + λ (mean‖∇x s(x_f)‖ − τ_g)² + μ |mean s(x_f) − τ_s|``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import torch
+from torch import Tensor
+
+from unlearn.config import GradientPenaltyParams
+from unlearn.learners.base import Learner
+from unlearn.methods.base import UnlearningData
+from unlearn.training import cycle_batches, fit, make_optimizer, prepare_schedule, trainable
+
+logger = logging.getLogger(__name__)
+
+
+def signal_and_input_grad_norm(learner: Learner, x: Tensor, y: Tensor,
+                               create_graph: bool = True) -> tuple[Tensor, Tensor]:
+    """Per-sample membership signal s(x) and ‖∇_x s(x)‖₂ over all of its views.
+
+    Computed in eval mode (BatchNorm uses running statistics) so that samples do not interact, as when an
+    attacker queries the model. With ``create_graph`` the norm is differentiable in the weights (double
+    back-propagation).
+
+    Shape:
+        x (B, C, H, W), y (B,) -> s (B,), grad_norm (B,).
+    """
+    was_training = learner.training
+    learner.eval()
+    views = [v.detach().requires_grad_(True) for v in learner.signal_views(x)]
+    s = learner.signal(views, y)
+    grads = torch.autograd.grad(s.sum(), views, create_graph=create_graph)
+    sq = sum(g.flatten(1).pow(2).sum(dim=1) for g in grads)
+    learner.train(was_training)
+    return s, torch.sqrt(sq + 1e-12)
+
+
+def nonmember_targets(learner: Learner, x: Tensor, y: Tensor, batch_size: int = 256) -> tuple[float, float]:
+    """τ_g (mean input-gradient norm) and τ_s (mean signal) over reference non-members, no weight gradients."""
+    g_sum, s_sum = 0.0, 0.0
+    for i in range(0, len(x), batch_size):
+        s, g = signal_and_input_grad_norm(learner, x[i:i + batch_size], y[i:i + batch_size], create_graph=False)
+        g_sum += g.sum().item()
+        s_sum += s.sum().item()
+    return g_sum / len(x), s_sum / len(x)
+
+
+def gradient_penalty(original: Learner, data: UnlearningData, params: GradientPenaltyParams,
+                     generator: torch.Generator) -> Learner:
+    """Unlearn with MEMtrain + gradient penalty (stage ``params.stage``); the original is not modified."""
+    if len(data.reference_x) == 0:
+        raise ValueError("gp: the reference (non-member) set is empty; the gradient penalty needs it")
+    learner = copy.deepcopy(original)
+    forget_batches = cycle_batches(len(data.forget_x), params.forget_batch_size, generator)
+    reference_batches = cycle_batches(len(data.reference_x), params.reference_batch_size, generator)
+    if params.stage == "memgp":
+        tau_g, tau_s = nonmember_targets(original, data.reference_x, data.reference_y)
+        logger.info("gp memgp targets: tau_g=%.4f tau_s=%.4f", tau_g, tau_s)
+
+    def batch_loss(idx: Tensor) -> Tensor:
+        f = next(forget_batches)
+        s_f, g_f = signal_and_input_grad_norm(learner, data.forget_x[f], data.forget_y[f])
+        if params.stage == "paired":
+            r = next(reference_batches)
+            s_n, g_n = signal_and_input_grad_norm(learner, data.reference_x[r], data.reference_y[r])
+            target_g, target_s = g_n.mean().detach(), s_n.mean().detach()
+        else:
+            target_g, target_s = tau_g, tau_s
+        penalty = (g_f.mean() - target_g) ** 2
+        matching = (s_f.mean() - target_s).abs()
+        utility = learner.training_loss(data.retain_x[idx], data.retain_y[idx])
+        return utility + params.lambda_gp * penalty + params.mu * matching
+
+    prepare_schedule(learner, params.epochs, len(data.retain_x), params.batch_size)
+    optimizer = make_optimizer(trainable(learner), params.optimizer, params.lr)
+    fit(learner, batch_loss, len(data.retain_x), epochs=params.epochs, batch_size=params.batch_size,
+        optimizer=optimizer, generator=generator, desc=f"gp-{params.stage}")
+    return learner

@@ -1,0 +1,1 @@
+"""Models: backbones, heads and checkpoint I/O."""

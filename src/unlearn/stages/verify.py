@@ -1,0 +1,138 @@
+"""Stage ``verify``: measure original, retrain and every unlearned model with the attack suite; write one
+certificate per model, the method table, plots; register every model in MLflow with its lineage tags and move
+the ``production`` alias only to a model whose certificate passed."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from unlearn import certificate as cert_lib
+from unlearn.config import Params
+from unlearn.data.manifest import load_prepared
+from unlearn.forget import load_forget_record
+from unlearn.io import read_json, sha256_file, write_json, write_text
+from unlearn.learners import load_learner
+from unlearn.report import render_table, summary_row
+from unlearn.stages import common
+from unlearn.stages.verify_plots import write_plots
+from unlearn.tracking import find_version_by_tag, git_commit, set_alias, set_version_tags, stage_run
+from unlearn.training import resolve_device
+from unlearn.verification import build_evaluation_sets, collect_outputs, score_outputs
+
+logger = logging.getLogger("unlearn.stages.verify")
+
+
+def measure(paths: dict[str, Path], sets, params: Params, device) -> tuple[dict, dict, dict]:
+    """Evidence, raw outputs and loaded learners per model name."""
+    evidence, outputs, learners = {}, {}, {}
+    for name, path in paths.items():
+        learners[name], _ = load_learner(path, device)
+        outputs[name] = collect_outputs(learners[name], sets, encoder_views=params.verify.encoder_views,
+                                        seed=params.verify.seed)
+        evidence[name] = score_outputs(outputs[name], sets.y, n_bootstrap=params.verify.bootstrap,
+                                       seed=params.verify.seed)
+        logger.info("%-9s UA %.1f RA %.1f TA %.1f MIA-eff %.3f AUC %.3f (%s)", name, evidence[name]["UA"],
+                    evidence[name]["RA"], evidence[name]["TA"], evidence[name]["mia_efficacy"],
+                    evidence[name]["attack_auc"], evidence[name]["strongest_attack"])
+    return evidence, outputs, learners
+
+
+def main(ns: argparse.Namespace, params: Params) -> None:
+    th, device = params.verify.thresholds, resolve_device(params.device)
+    data = load_prepared(ns.data)
+    record = load_forget_record(ns.forget, data.fingerprint)
+    sets = build_evaluation_sets(data, record["sample_ids"], device)
+    methods = params.unlearn.methods
+    paths = {"original": Path(ns.original), **{m: Path(ns.models) / f"{m}.pt" for m in methods}}
+    shas = {name: sha256_file(p) for name, p in paths.items()}
+    seconds = {"original": read_json(ns.pretrain_metrics)["seconds"],
+               **{m: read_json(Path(ns.unlearn_metrics) / f"{m}.json")["seconds"] for m in methods}}
+    evidence, outputs, learners = measure(paths, sets, params, device)
+    controls = cert_lib.control_results(evidence["original"], evidence["retrain"], th)
+    forget_info = {"sha256": record["sha256"], "n": record["n"], "kind": record["kind"],
+                   "request_ids": sorted({w.split(" ", 1)[1] for w in record["why"].values()
+                                          if w.startswith("request ")})}
+    artifact = {name: {"path": str(p), "sha256": shas[name]} for name, p in paths.items()}
+    certs = {}
+    for m in methods:
+        certs[m] = cert_lib.build_certificate(
+            method=m, method_params=getattr(params.unlearn, m).model_dump(), model=artifact[m],
+            parent=artifact["original"], retrain_ref=artifact["retrain"], dataset_fingerprint=data.fingerprint,
+            forget=forget_info, thresholds=th, seconds=seconds[m], git_commit=git_commit(),
+            metrics={"unlearned": evidence[m], "original": evidence["original"], "retrain": evidence["retrain"]})
+        write_json(Path(ns.certificates) / f"{m}.json", certs[m])
+    verdicts = {"original": controls["negative"]["verdict"], **{m: certs[m]["verdict"] for m in methods}}
+    rows = [summary_row(n, "original" if n == "original" else n, evidence[n], seconds[n],
+                        "caught (control)" if verdicts[n] == "fail" and n == "original" else verdicts[n])
+            for n in paths]
+    plots = write_plots(Path(ns.plots), outputs, sets.y)
+    versions = register_all(params, learners, sets, artifact, certs, data.fingerprint, record, verdicts, plots,
+                            evidence, ns)
+    for row in rows:
+        row["version"] = versions[row["model"]]
+    write_json(ns.metrics, {r["model"]: {k: r[k] for k in ("UA", "RA", "TA", "mia_efficacy", "attack_auc",
+                                                           "seconds")} for r in rows})
+    write_json(ns.summary, {"rows": rows, "controls": controls, "dataset_fingerprint": data.fingerprint,
+                            "forget_sha256": record["sha256"], "registered_model": params.registered_model_name})
+    table = render_table(rows, f"{params.prepare.source} / {params.pretrain.method} / forget {record['kind']}"
+                               f" ({record['n']} samples)")
+    write_text(Path(ns.summary).with_suffix(".txt"), table)
+    logger.info("\n%s", table)
+    if controls["negative"]["verdict"] == "pass" and params.verify.require_power:
+        raise ValueError("NEGATIVE CONTROL PASSED: the original model is indistinguishable from non-members on this "
+                         "forget set, so no certificate can be trusted (all are 'inconclusive'). Use a forget set "
+                         "with measurable leakage, or set verify.require_power: false to record this run anyway.")
+
+
+def register_all(params, learners, sets, artifact, certs, fingerprint, record, verdicts, plots, evidence, ns):
+    """Register each model once (matched by weight sha256) with lineage tags; move 'production' on pass."""
+    name = params.registered_model_name
+    example = sets.x["test"][:1].cpu().numpy()
+    versions: dict[str, str] = {}
+    with stage_run("verify", params.experiment_name) as tracker:
+        tracker.log_params({"verify": params.verify.model_dump(), "methods": params.unlearn.methods})
+        for model_name, ev in evidence.items():
+            tracker.log_metrics(ev, prefix=f"{model_name}.")
+        tracker.log_dataset("evaluation", ns.data, fingerprint, context="evaluation")
+        for path in [*Path(ns.certificates).glob("*.json"), *plots]:
+            tracker.log_artifact(path, "certificates" if path.suffix == ".json" else "plots")
+        for model_name in ["original", *params.unlearn.methods]:
+            sha = artifact[model_name]["sha256"]
+            version = find_version_by_tag(name, "unlearn.model_sha256", sha)
+            tags = {"unlearn.role": "original" if model_name == "original" else
+                    ("retrain_reference" if model_name == "retrain" else "unlearned"),
+                    "unlearn.method": "pretrain" if model_name == "original" else model_name,
+                    "unlearn.model_sha256": sha, "unlearn.dataset_fingerprint": fingerprint,
+                    "unlearn.git_commit": git_commit() or "unknown", "unlearn.verdict": verdicts[model_name]}
+            if model_name != "original":
+                tags.update({"unlearn.parent_version": versions["original"], "unlearn.forget_sha256": record["sha256"],
+                             "unlearn.certificate_sha256": sha256_file(Path(ns.certificates) / f"{model_name}.json")})
+            if version is None:
+                learner = learners[model_name].cpu().eval()
+                version = tracker.register_model(learner, name, example, artifact_name=model_name)
+            set_version_tags(name, version, tags)
+            versions[model_name] = version
+        passing = [m for m in params.verify.promote if m in certs and certs[m]["verdict"] == "pass"]
+        if passing:
+            set_alias(name, "production", versions[passing[0]])
+            logger.info("alias production -> %s v%s (%s passed)", name, versions[passing[0]], passing[0])
+        else:
+            logger.info("no certificate passed: alias production unchanged")
+    return versions
+
+
+if __name__ == "__main__":
+    args = common.parser(__doc__)
+    args.add_argument("--data", default="data/prepared")
+    args.add_argument("--forget", default="data/forget/forget.json")
+    args.add_argument("--original", default="models/original.pt")
+    args.add_argument("--models", default="models/unlearned")
+    args.add_argument("--pretrain-metrics", default="reports/pretrain.json")
+    args.add_argument("--unlearn-metrics", default="reports/unlearn")
+    args.add_argument("--certificates", default="reports/certificates")
+    args.add_argument("--plots", default="reports/plots")
+    args.add_argument("--metrics", default="reports/metrics.json")
+    args.add_argument("--summary", default="reports/summary.json")
+    common.run(main, args)

@@ -1,0 +1,53 @@
+import json
+
+import numpy as np
+import pytest
+
+from unlearn.forget import forget_record, load_forget_record, member_partition, read_requests, select_classes, select_random
+from unlearn.io import sha256_ids, write_json
+
+IDS = [f"s-{i:03d}" for i in range(200)]
+
+
+def test_random_forget_set_is_deterministic_for_a_seed():
+    a, b, c = select_random(IDS, 0.1, 0), select_random(IDS, 0.1, 0), select_random(IDS, 0.1, 1)
+    assert a == b != c and len(a) == 20 and a == sorted(a)
+    assert forget_record({i: "random" for i in a}, "random", "f" * 64)["sha256"] == sha256_ids(a)
+
+
+def test_class_forget_set_and_absent_class():
+    labels = np.arange(200) % 10
+    ids = select_classes(IDS, labels, [3])
+    assert len(ids) == 20 and all(int(i[2:]) % 10 == 3 for i in ids)
+    with pytest.raises(ValueError, match=r"\[11\]"):
+        select_classes(IDS, labels, [11])
+
+
+def test_requests_validate_ids_and_files(tmp_path):
+    (tmp_path / "r1.json").write_text(json.dumps({"request_id": "r1", "sample_ids": ["s-001", "s-002"]}))
+    assert read_requests(tmp_path, IDS) == {"r1": ["s-001", "s-002"]}
+    (tmp_path / "r2.json").write_text(json.dumps({"request_id": "r2", "sample_ids": ["nope-7"]}))
+    with pytest.raises(ValueError, match="r2.json.*nope-7"):
+        read_requests(tmp_path, IDS)
+    (tmp_path / "r2.json").write_text("{broken")
+    with pytest.raises(ValueError, match="r2.json"):
+        read_requests(tmp_path, IDS)
+
+
+def test_member_partition_rejects_non_members():
+    train = np.arange(10)
+    retain, forget = member_partition(train, np.array([3, 1]), IDS)
+    assert forget.tolist() == [1, 3] and len(retain) == 8
+    with pytest.raises(ValueError, match="s-012"):
+        member_partition(train, np.array([12]), IDS)
+
+
+def test_forget_record_checks_dataset_and_tampering(tmp_path):
+    rec = forget_record({"s-001": "random"}, "random", "a" * 64)
+    write_json(tmp_path / "f.json", rec)
+    assert load_forget_record(tmp_path / "f.json", "a" * 64)["n"] == 1
+    with pytest.raises(ValueError, match="re-run the forget stage"):
+        load_forget_record(tmp_path / "f.json", "b" * 64)
+    write_json(tmp_path / "f.json", {**rec, "sample_ids": ["s-002"]})
+    with pytest.raises(ValueError, match="altered"):
+        load_forget_record(tmp_path / "f.json", "a" * 64)
