@@ -23,14 +23,21 @@ def test_class_forget_set_and_absent_class():
         select_classes(IDS, labels, [11])
 
 
-def test_requests_validate_ids_and_files(tmp_path):
-    (tmp_path / "r1.json").write_text(json.dumps({"request_id": "r1", "sample_ids": ["s-001", "s-002"]}))
-    assert read_requests(tmp_path, IDS) == {"r1": ["s-001", "s-002"]}
-    (tmp_path / "r2.json").write_text(json.dumps({"request_id": "r2", "sample_ids": ["nope-7"]}))
-    with pytest.raises(ValueError, match="r2.json.*nope-7"):
+def test_requests_come_from_the_accepted_list(tmp_path):
+    from unlearn.requests.ingest import accepted_record
+
+    with pytest.raises(ValueError, match="unlearn ingest"):
         read_requests(tmp_path, IDS)
-    (tmp_path / "r2.json").write_text("{broken")
-    with pytest.raises(ValueError, match="r2.json"):
+    (tmp_path / "r1.json").write_text(json.dumps({"request_id": "r1", "sample_ids": ["s-001"]}))
+    with pytest.raises(ValueError, match="r1.json found: move them to data/requests/inbox"):
+        read_requests(tmp_path, IDS)
+    write_json(tmp_path / "accepted.json", accepted_record({"r1": ["s-002", "s-001"], "r2": ["s-009"]}, "f" * 64))
+    assert read_requests(tmp_path, IDS) == {"r1": ["s-001", "s-002"], "r2": ["s-009"]}
+    write_json(tmp_path / "accepted.json", accepted_record({"r2": ["nope-7"]}, "f" * 64))
+    with pytest.raises(ValueError, match="accepted.json.*nope-7"):
+        read_requests(tmp_path, IDS)
+    (tmp_path / "accepted.json").write_text("{broken")
+    with pytest.raises(ValueError, match="accepted.json"):
         read_requests(tmp_path, IDS)
 
 

@@ -85,17 +85,61 @@ class GradientPenaltyParams(MethodBudget):
     reference_batch_size: int = Field(128, ge=2)
 
 
+class GradientAscentParams(MethodBudget):
+    """GA: ``epochs`` passes over the forget set, minimising −MEMtrain(D_f)."""
+
+
+class NegGradPlusParams(MethodBudget):
+    alpha: float = Field(0.9999, ge=0, le=1, description="α in α·L(retain) − (1−α)·L(forget) (SCRUB authors' code)")
+
+
+class RandomLabelsParams(MethodBudget):
+    """RL: ``epochs`` passes over forget ∪ retain, forget samples with random wrong labels."""
+
+
+class L1SparseParams(MethodBudget):
+    gamma: float = Field(5e-4, ge=0, description="initial weight of ‖θ‖₁, decayed linearly per epoch: γ(1 − e/E)")
+
+
+class ScrubParams(MethodBudget):
+    msteps: int = Field(2, ge=0, description="max-steps (forget passes) in the first msteps epochs")
+    alpha: float = Field(0.001, ge=0, description="weight of KL(teacher‖student) on retain in the min-step")
+    gamma: float = Field(0.99, ge=0, description="weight of cross-entropy on retain in the min-step")
+    temperature: float = Field(4.0, gt=0, description="distillation temperature T of the KL terms")
+
+
+class SalUnParams(MethodBudget):
+    mask_ratio: float = Field(0.5, gt=0, le=1,
+                              description="share of weights marked salient (largest |∇θ L_f|); 0.5 = above the median")
+
+
+class AlignmentCalibrationParams(MethodBudget):
+    beta: float = Field(1.0, ge=0, description="weight of the forget-set alignment-calibration term")
+    calibration: Literal["reference", "cosine"] = Field(
+        "reference", description="reference: relu(τ − mean s(x_f)), τ from non-members; cosine: + mean cos of views")
+
+
+MethodName = Literal["retrain", "finetune", "gp", "ga", "neggrad_plus", "rl", "l1_sparse", "scrub", "salun", "muc"]
+
+
 class RetrainParams(_Section):
     epochs: int | None = Field(None, ge=1, description="null = the original model's epochs")
 
 
 class UnlearnParams(_Section):
-    methods: list[Literal["retrain", "finetune", "gp"]] = Field(
+    methods: list[MethodName] = Field(
         default_factory=lambda: ["retrain", "finetune", "gp"])
     retrain: RetrainParams = RetrainParams()
     seed: int = 0
     finetune: MethodBudget = MethodBudget()
     gp: GradientPenaltyParams = GradientPenaltyParams()
+    ga: GradientAscentParams = GradientAscentParams()
+    neggrad_plus: NegGradPlusParams = NegGradPlusParams()
+    rl: RandomLabelsParams = RandomLabelsParams()
+    l1_sparse: L1SparseParams = L1SparseParams()
+    scrub: ScrubParams = ScrubParams()
+    salun: SalUnParams = SalUnParams()
+    muc: AlignmentCalibrationParams = AlignmentCalibrationParams()
 
     @model_validator(mode="after")
     def _retrain_present(self) -> "UnlearnParams":
@@ -117,7 +161,7 @@ class VerifyParams(_Section):
     encoder_views: int = Field(8, ge=2, description="augmented views per sample for EncoderMI")
     bootstrap: int = Field(200, ge=10)
     require_power: bool = Field(True, description="fail the stage when the negative control passes")
-    promote: list[Literal["retrain", "finetune", "gp"]] = Field(
+    promote: list[MethodName] = Field(
         default_factory=lambda: ["gp", "finetune", "retrain"],
         description="preference order for the 'production' alias among models whose certificate passed")
     seed: int = 0
@@ -128,6 +172,31 @@ class TrackingParams(_Section):
     registered_model: str | None = Field(None, description="default: <source>-<pretrain.method>")
 
 
+class RequestsParams(_Section):
+    """Deletion requests as an operation (``unlearn serve`` / ``unlearn ingest``, docs/operations.md)."""
+
+    inbox: str = Field("data/requests/inbox", description="folder of incoming request files (*.json)")
+    ledger: str = Field("data/ledger/ledger.sqlite", description="append-only request ledger (sqlite)")
+    schedule: str = Field("*/10 * * * *", description="cron schedule of the served deletion-request deployment")
+
+    @model_validator(mode="after")
+    def _cron(self) -> "RequestsParams":
+        fields = self.schedule.split()
+        if len(fields) != 5:
+            raise ValueError(f"requests.schedule: expected a 5-field cron expression, got {self.schedule!r}")
+        try:
+            from datetime import datetime
+
+            from cronsim import CronSim, CronSimError
+        except ImportError:  # cronsim ships with prefect; without it only the field count is checked
+            return self
+        try:
+            CronSim(self.schedule, datetime(2000, 1, 1))
+        except CronSimError as exc:
+            raise ValueError(f"requests.schedule: {exc} in {self.schedule!r}") from None
+        return self
+
+
 class Params(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     prepare: PrepareParams = PrepareParams()
@@ -136,6 +205,7 @@ class Params(_Section):
     unlearn: UnlearnParams = UnlearnParams()
     verify: VerifyParams = VerifyParams()
     tracking: TrackingParams = TrackingParams()
+    requests: RequestsParams = RequestsParams()
 
     @property
     def experiment_name(self) -> str:

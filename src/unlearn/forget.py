@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -30,26 +29,27 @@ def select_classes(train_ids: list[str], train_labels: np.ndarray, classes: list
 
 
 def read_requests(requests_dir: str | Path, train_ids: list[str]) -> dict[str, list[str]]:
-    """Read every ``*.json`` request in ``requests_dir``: ``{"request_id", "sample_ids", ...}``.
+    """The accepted deletion requests: ``<requests_dir>/accepted.json``, written by ``unlearn ingest`` from the
+    validated inbox (``data/requests/inbox/``; see :mod:`unlearn.requests`).
 
-    Returns ``{request_id: sample_ids}``. A malformed file, a duplicate request id or a sample id that is not a
-    member raises ``ValueError`` naming the file and the id.
+    Returns ``{request_id: sample_ids}`` in order of acceptance. A missing or altered file, or a sample id that
+    is not a member, raises ``ValueError`` naming the file and the id.
     """
+    from unlearn.requests.ingest import ACCEPTED_NAME, read_accepted
+
+    path = Path(requests_dir)
+    path = path / ACCEPTED_NAME if path.is_dir() else path
+    if not path.is_file():
+        loose = sorted(p.name for p in path.parent.glob("*.json"))
+        hint = f" ({', '.join(loose[:3])} found: move them to data/requests/inbox/)" if loose else ""
+        raise ValueError(f"{path}: no accepted deletion requests; put requests in data/requests/inbox/ and run "
+                         f"`unlearn ingest`{hint}")
+    record = read_accepted(path)
     members = set(train_ids)
-    out: dict[str, list[str]] = {}
-    for path in sorted(Path(requests_dir).glob("*.json")):
-        try:
-            req = json.loads(path.read_text(encoding="utf-8"))
-            rid, ids = str(req["request_id"]), [str(s) for s in req["sample_ids"]]
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}: not a deletion request ({type(exc).__name__}: {exc})") from None
-        unknown = [s for s in ids if s not in members]
-        if unknown:
-            raise ValueError(f"{path}: sample id(s) not in the train split: {', '.join(unknown[:5])}")
-        if rid in out:
-            raise ValueError(f"{path}: duplicate request_id {rid!r}")
-        out[rid] = ids
-    return out
+    unknown = [s for s in record["sample_ids"] if s not in members]
+    if unknown:
+        raise ValueError(f"{path}: sample id(s) not in the train split: {', '.join(unknown[:5])}")
+    return {r["request_id"]: list(r["sample_ids"]) for r in record["requests"]}
 
 
 def forget_record(reasons: dict[str, str], kind: str, fingerprint: str) -> dict[str, Any]:

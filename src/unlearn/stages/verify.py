@@ -108,7 +108,9 @@ def register_all(params, learners, sets, artifact, certs, fingerprint, record, v
                     "unlearn.git_commit": git_commit() or "unknown", "unlearn.verdict": verdicts[model_name]}
             if model_name != "original":
                 tags.update({"unlearn.parent_version": versions["original"], "unlearn.forget_sha256": record["sha256"],
-                             "unlearn.certificate_sha256": sha256_file(Path(ns.certificates) / f"{model_name}.json")})
+                             "unlearn.certificate_sha256": sha256_file(Path(ns.certificates) / f"{model_name}.json"),
+                             "unlearn.request_ids":
+                                 ",".join(certs[model_name]["forget"]["request_ids"])[:4000] or "none"})
             if version is None:
                 learner = learners[model_name].cpu().eval()
                 version = tracker.register_model(learner, name, example, artifact_name=model_name)

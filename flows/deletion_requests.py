@@ -1,0 +1,164 @@
+"""The deletion-request flow: inbox -> ledger -> pipeline (the five DVC stages) -> registry -> ledger.
+
+One run: validate the new files of ``data/requests/inbox/`` (``received`` / ``rejected`` in the ledger, the
+cumulative ``data/requests/accepted.json`` rewritten), mark every pending request ``processing``, run the
+pipeline flow (``forget.kind: requests`` makes its forget set every accepted request so far), then mark each
+request ``done`` with the production model version and its certificate's sha256 only when a certificate
+passed, its model is registered with that certificate's hash and ``production`` points at it; otherwise
+``failed`` (the next run retries). The verify stage moves ``production``, and only on a passing certificate.
+
+``unlearn serve`` serves this flow as a deployment on the cron schedule ``params.yaml:requests.schedule``;
+``unlearn ingest`` runs it once. One run at a time per project (a file lock in ``data/ledger/``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+
+from unlearn.config import Params, load_params
+from unlearn.data.manifest import load_prepared
+from unlearn.io import read_json, sha256_file
+from unlearn.requests.ingest import ACCEPTED_NAME, exclusive, ingest
+from unlearn.requests.ledger import Ledger
+from unlearn.tracking import model_versions
+
+REQUESTS_DIR = "data/requests"  # the forget stage's dep (dvc.yaml); accepted.json lives here
+
+
+class RequestsFailed(RuntimeError):
+    """The run finished but some requests could not be completed; they are ``failed`` in the ledger."""
+
+
+def _pipeline_flow():
+    """The pipeline flow from ``pipeline.py`` beside this file (works when loaded by path, as Prefect does)."""
+    path = Path(__file__).with_name("pipeline.py")
+    spec = importlib.util.spec_from_file_location("unlearn_project_pipeline", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.pipeline
+
+
+def _ledger(project: Path, params: Params) -> Ledger:
+    return Ledger(project / params.requests.ledger)
+
+
+@task
+def prepare_dataset(project_dir: str) -> str:
+    """``dvc repro --single-item prepare``: the manifest must exist before requests can be checked against it."""
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run(["dvc", "repro", "--single-item", "prepare"], cwd=project_dir, env=env,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"prepare failed:\n{(proc.stdout + proc.stderr)[-2000:]}")
+    return read_json(Path(project_dir) / "data/prepared/dataset.json")["fingerprint"]
+
+
+@task
+def ingest_inbox(project_dir: str) -> dict:
+    """Validate new inbox files into the ledger and rewrite ``accepted.json``; returns what happened."""
+    project = Path(project_dir)
+    params = load_params(project / "params.yaml")
+    data = load_prepared(project / "data/prepared", verify=False)
+    ledger = _ledger(project, params)
+    result = ingest(project / params.requests.inbox, ledger, project / REQUESTS_DIR / ACCEPTED_NAME,
+                    ids=data.ids, splits=list(data.splits), fingerprint=data.fingerprint)
+    logger = get_run_logger()
+    for x in result.rejected:
+        logger.warning("rejected %s (%s): %s", x.key, x.source, x.reason)
+    return {"accepted": [r.request_id for r in result.accepted],
+            "rejected": [{"key": x.key, "source": x.source, "reason": x.reason} for x in result.rejected],
+            "pending": ledger.pending(), "forget_sha256": result.record["sha256"], "n_forget": result.record["n"]}
+
+
+@task
+def mark(project_dir: str, request_ids: list[str], state: str, detail: str | None = None,
+         model_version: str | None = None, certificate_sha256: str | None = None) -> None:
+    """Append one ledger event for each request (one transaction)."""
+    project = Path(project_dir)
+    _ledger(project, load_params(project / "params.yaml")).append_many(
+        request_ids, state, detail=detail, model_version=model_version, certificate_sha256=certificate_sha256)
+
+
+@task
+def certified_outcome(project_dir: str, forget_sha256: str) -> dict:
+    """Which registered version now certifies the forget set: the first method of ``verify.promote`` whose
+    certificate passed, provided its version carries that certificate's sha256 and holds ``production``."""
+    project = Path(project_dir)
+    params = load_params(project / "params.yaml")
+    summary = read_json(project / "reports/summary.json")
+    if summary["forget_sha256"] != forget_sha256:
+        return {"ok": False, "detail": f"the pipeline certified forget set {summary['forget_sha256'][:12]}, "
+                                       f"not the accepted one {forget_sha256[:12]}"}
+    rows = {r["model"]: r for r in summary["rows"]}
+    verdicts = ", ".join(f"{m} {rows[m]['verdict']}" for m in params.unlearn.methods if m in rows)
+    passing = [m for m in params.verify.promote if m in rows and rows[m]["verdict"] == "pass"]
+    if not passing:
+        return {"ok": False, "detail": f"no certificate passed ({verdicts}); production unchanged"}
+    method = passing[0]
+    cert_path = project / "reports/certificates" / f"{method}.json"
+    cert_sha, version = sha256_file(cert_path), str(rows[method]["version"])
+    cert = read_json(cert_path)
+    registered = {str(v.version): v for v in model_versions(summary["registered_model"])}
+    v = registered.get(version)
+    problems = []
+    if cert["forget"]["sha256"] != forget_sha256 or cert["verdict"] != "pass":
+        problems.append(f"certificate {cert_path.name} does not certify this forget set")
+    if v is None or v.tags.get("unlearn.certificate_sha256") != cert_sha:
+        problems.append(f"version {version} is not registered with certificate {cert_sha[:12]}")
+    elif "production" not in (v.aliases or []):
+        problems.append(f"production does not point at version {version}")
+    if problems:
+        return {"ok": False, "detail": "; ".join(problems)}
+    return {"ok": True, "model_version": version, "certificate_sha256": cert_sha, "method": method,
+            "detail": f"{summary['registered_model']} v{version} ({method}, certificate pass; {verdicts})"}
+
+
+@flow(name="unlearn-deletion-requests", log_prints=True)
+def deletion_requests(project_dir: str = ".") -> dict:
+    """Ingest the inbox, unlearn every accepted request so far, certify, register, and update the ledger."""
+    start = time.perf_counter()
+    project = Path(project_dir).resolve()
+    params = load_params(project / "params.yaml")
+    logger = get_run_logger()
+    with exclusive(project / Path(params.requests.ledger).parent / ".lock"):
+        prepare_dataset(str(project))
+        report = ingest_inbox(str(project))
+        pending = report["pending"]
+        logger.info("accepted %s, rejected %d, pending %s", report["accepted"], len(report["rejected"]), pending)
+        result = {**report, "done": [], "failed": [], "model_version": None, "seconds": None}
+        if not pending:
+            result["seconds"] = time.perf_counter() - start
+            return result
+        if params.forget.kind != "requests":
+            raise ValueError(f"{project / 'params.yaml'}: forget.kind is {params.forget.kind!r}; deletion requests "
+                             "need forget.kind: requests")
+        mark(str(project), pending, "processing", detail=f"forget set {report['forget_sha256'][:12]} "
+                                                         f"({report['n_forget']} ids)")
+        try:
+            _pipeline_flow()(project_dir=str(project))
+            outcome = certified_outcome(str(project), report["forget_sha256"])
+        except Exception as exc:  # the ledger must say why before the run reports its failure
+            outcome = {"ok": False, "detail": f"pipeline failed: {str(exc)[-800:]}"}
+        if outcome["ok"]:
+            mark(str(project), pending, "done", detail=outcome["detail"], model_version=outcome["model_version"],
+                 certificate_sha256=outcome["certificate_sha256"])
+            result.update(done=pending, model_version=outcome["model_version"])
+        else:
+            mark(str(project), pending, "failed", detail=outcome["detail"])
+            result["failed"] = pending
+        result["seconds"] = time.perf_counter() - start
+        logger.info("%s: %s (%.1fs)", "done" if outcome["ok"] else "failed", outcome["detail"], result["seconds"])
+    if result["failed"]:
+        raise RequestsFailed(f"request(s) {', '.join(pending)} failed: {outcome['detail']}")
+    return result
+
+
+if __name__ == "__main__":
+    deletion_requests()
