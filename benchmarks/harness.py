@@ -66,13 +66,20 @@ def build_scenario(params: Params, raw: RawImages | None = None) -> Scenario:
     return Scenario(data, forget_ids(data, params), original, time.perf_counter() - start)
 
 
-def run_methods(scenario: Scenario, params: Params, methods: list[str]) -> dict[str, dict[str, Any]]:
-    """Evidence, seconds and verdict per model name (original, then each method)."""
+def run_methods(scenario: Scenario, params: Params, methods: list[str],
+                reuse: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """Model, evidence, seconds and verdict per model name (original, then each method).
+
+    ``reuse`` holds earlier results (e.g. the retrain reference) whose models are not trained again.
+    """
     device = resolve_device(params.device)
     udata = unlearning_data(scenario.data, scenario.forget, device)
     sets = build_evaluation_sets(scenario.data, scenario.forget, device)
     models: dict[str, tuple[Learner, float]] = {"original": (scenario.original, scenario.pretrain_seconds)}
     for m in methods:
+        if reuse and m in reuse:
+            models[m] = (reuse[m]["model"], reuse[m]["seconds"])
+            continue
         generator = seed_everything(params.unlearn.seed)
         start = time.perf_counter()
         model = get_method(m)(scenario.original, udata, getattr(params.unlearn, m), generator)
@@ -80,7 +87,7 @@ def run_methods(scenario: Scenario, params: Params, methods: list[str]) -> dict[
     out: dict[str, dict[str, Any]] = {}
     for name, (model, seconds) in models.items():
         outputs = collect_outputs(model, sets, encoder_views=params.verify.encoder_views, seed=params.verify.seed)
-        out[name] = {"evidence": score_outputs(outputs, sets.y, n_bootstrap=params.verify.bootstrap,
+        out[name] = {"model": model, "evidence": score_outputs(outputs, sets.y, n_bootstrap=params.verify.bootstrap,
                                                seed=params.verify.seed), "seconds": seconds}
     th = params.verify.thresholds
     controls = cert_lib.control_results(out["original"]["evidence"], out["retrain"]["evidence"], th)

@@ -27,7 +27,7 @@ from unlearn.data.manifest import load_prepared
 from unlearn.io import read_json, sha256_file
 from unlearn.requests.ingest import ACCEPTED_NAME, exclusive, ingest
 from unlearn.requests.ledger import Ledger
-from unlearn.tracking import model_versions
+from unlearn.tracking import model_aliases, model_versions
 
 REQUESTS_DIR = "data/requests"  # the forget stage's dep (dvc.yaml); accepted.json lives here
 
@@ -112,7 +112,7 @@ def certified_outcome(project_dir: str, forget_sha256: str) -> dict:
         problems.append(f"certificate {cert_path.name} does not certify this forget set")
     if v is None or v.tags.get("unlearn.certificate_sha256") != cert_sha:
         problems.append(f"version {version} is not registered with certificate {cert_sha[:12]}")
-    elif "production" not in (v.aliases or []):
+    elif model_aliases(summary["registered_model"]).get("production") != version:
         problems.append(f"production does not point at version {version}")
     if problems:
         return {"ok": False, "detail": "; ".join(problems)}

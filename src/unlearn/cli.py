@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-params", help="validate params.yaml against the schema")
     p.add_argument("params", nargs="?", default="params.yaml")
     p.set_defaults(func=cmd_check)
+    importlib.import_module("unlearn.cli_ops").register(sub)  # serve, ingest, ledger, lineage, audit
     return parser
 
 

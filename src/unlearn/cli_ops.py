@@ -12,6 +12,7 @@ import csv
 import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 
 DEPLOYMENT = "deletion-requests"
@@ -116,7 +117,12 @@ def cmd_ingest(ns: argparse.Namespace) -> int:
                   "rejected": [{"key": x.key, "source": x.source, "reason": x.reason} for x in res.rejected],
                   "n_forget": res.record["n"], "forget_sha256": res.record["sha256"]}
     else:
-        report = _flow(project)(project_dir=str(project))
+        flow = _flow(project)
+        state = flow(project_dir=str(project), return_state=True)
+        if not state.is_completed():
+            print(f"error: {state.message}", file=sys.stderr)
+            return 1
+        report = state.result()
     print(json.dumps(report, indent=2, default=str))
     return 0
 
@@ -161,9 +167,12 @@ def _open_ledger(project: Path, params):
 
 def _versions(name: str):
     from unlearn.requests.lineage import Version
-    from unlearn.tracking import model_versions
+    from unlearn.tracking import model_aliases, model_versions
 
-    return [Version(str(v.version), tuple(getattr(v, "aliases", None) or ()), dict(v.tags or {}))
+    aliases: dict[str, list[str]] = {}
+    for alias, version in model_aliases(name).items():
+        aliases.setdefault(version, []).append(alias)
+    return [Version(str(v.version), tuple(sorted(aliases.get(str(v.version), []))), dict(v.tags or {}))
             for v in model_versions(name)]
 
 

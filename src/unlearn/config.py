@@ -60,6 +60,9 @@ class PretrainParams(_Section):
     projection_dim: int = Field(64, ge=2)
     queue_size: int = Field(4096, ge=2, description="MoCo: number of negatives kept in the queue")
     momentum: float = Field(0.99, gt=0, lt=1, description="MoCo key encoder / BYOL target EMA (base) momentum")
+    amp: bool = Field(True, description="bfloat16 mixed precision when training on CUDA (ignored on CPU)")
+    monitor_every: int = Field(10, ge=1, description="epochs between kNN / linear-probe evaluations")
+    checkpoint_every: int = Field(10, ge=1, description="epochs between resumable training-state checkpoints")
     seed: int = 0
 
 
@@ -159,6 +162,8 @@ class Thresholds(_Section):
 class VerifyParams(_Section):
     thresholds: Thresholds = Thresholds()
     encoder_views: int = Field(8, ge=2, description="augmented views per sample for EncoderMI")
+    shadow_models: int = Field(2, ge=0, description="shadow models (reference halves, the original's recipe) for "
+                                                    "the shadow-model attack and offline LiRA; 0 disables both")
     bootstrap: int = Field(200, ge=10)
     require_power: bool = Field(True, description="fail the stage when the negative control passes")
     promote: list[MethodName] = Field(

@@ -161,3 +161,13 @@ def model_versions(name: str) -> list[Any]:
         return list(mlflow.MlflowClient().search_model_versions(f"name = '{name}'"))
     except mlflow.exceptions.MlflowException:
         return []
+
+
+def model_aliases(name: str) -> dict[str, str]:
+    """``{alias: version}`` of registered model ``name`` (empty when it is not registered)."""
+    mlflow = _mlflow()
+    try:
+        aliases = mlflow.MlflowClient().get_registered_model(name).aliases
+    except mlflow.exceptions.MlflowException:
+        return {}
+    return {alias: str(version) for alias, version in (aliases or {}).items()}

@@ -80,20 +80,23 @@ def prepare_schedule(model: nn.Module, epochs: int, n: int, batch_size: int) -> 
 
 def fit(model: nn.Module, batch_loss: Callable[[Tensor], Tensor], n: int, *, epochs: int, batch_size: int,
         optimizer: torch.optim.Optimizer, generator: torch.Generator, desc: str = "train",
-        on_epoch_end: EpochCallback | None = None) -> list[float]:
-    """Run ``epochs`` passes over ``range(n)`` in shuffled batches, minimising ``batch_loss(indices)``.
+        on_epoch_end: EpochCallback | None = None, start_epoch: int = 1,
+        autocast_device: str | None = None) -> list[float]:
+    """Run epochs ``start_epoch..epochs`` over ``range(n)`` in shuffled batches, minimising ``batch_loss(indices)``.
 
     ``model.after_step()`` runs after every optimizer step when the model has one (momentum encoders).
-    Logs one line per epoch (at most ~10 lines per call) and returns the mean loss per epoch.
+    ``autocast_device="cuda"`` runs the loss in bfloat16 autocast (mixed precision; no loss scaling needed).
+    Logs one line per epoch (at most ~10 lines per call) and returns the mean loss per epoch run.
     """
     history: list[float] = []
     every = max(1, epochs // 10)
     start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
+    for epoch in range(start_epoch, epochs + 1):
         model.train()
         losses = []
         for idx in minibatches(n, batch_size, generator):
-            loss = batch_loss(idx)
+            with torch.autocast(autocast_device or "cpu", dtype=torch.bfloat16, enabled=autocast_device is not None):
+                loss = batch_loss(idx)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{desc}: loss became {loss.item()} at epoch {epoch}; lower the lr")
             optimizer.zero_grad(set_to_none=True)

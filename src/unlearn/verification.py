@@ -6,6 +6,9 @@ statistics are testable without a trained model.
 Sets (DESIGN.md §4): ``retain`` = members kept; ``forget`` = members to forget; ``test`` = held-out samples of
 the classes still in the retain set (TA, and the SVC's non-member side); ``nonmember`` = held-out samples of the
 forget set's classes: the population the forget set must become indistinguishable from.
+
+The shadow-model attack and offline LiRA need shadow models (:mod:`unlearn.shadow_models`); they are trained once
+per verify run, summarised by :func:`shadow_reference` and passed to :func:`collect_outputs` for every model.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from unlearn.data.manifest import PreparedData
 from unlearn.forget import member_partition
 from unlearn.evaluation import accuracy, extract_features, fit_linear_probe, predict_logits, probe_logits
 from unlearn.learners.base import Learner
-from unlearn.mia import THRESHOLD_ATTACKS, attack_metrics, mean_pairwise_cosine, mia_efficacy
+from unlearn.mia import THRESHOLD_ATTACKS, attack_metrics, logit_margin, mean_pairwise_cosine, mia_efficacy
+from unlearn.mia.lira import lira_offline_scores
+from unlearn.mia.shadow import ShadowAttack, fit_shadow_attack, shadow_features, shadow_scores
+from unlearn.shadow_models import ShadowModelOutputs, train_shadows
 from unlearn.training import to_tensor
 
 SET_NAMES = ("retain", "forget", "test", "nonmember")
@@ -55,29 +61,70 @@ def build_evaluation_sets(data: PreparedData, forget_ids: list[str], device: tor
 
 
 @dataclass(frozen=True)
+class ShadowReference:
+    """What the shadow models contribute, shared by every model verified in one run.
+
+    ``attack``: the shadow-model attack fitted on the shadows' in/out outputs.
+    ``out_margins``: (S, n) logit margins of each evaluation set under the S shadows (all OUT models), for LiRA.
+    """
+
+    attack: ShadowAttack
+    out_margins: dict[str, np.ndarray]
+    n_models: int
+
+
+def shadow_reference(shadows: list[ShadowModelOutputs], labels: dict[str, np.ndarray], *,
+                     seed: int = 0) -> ShadowReference:
+    """Fit the shadow attack on all shadows' in/out outputs and stack their margins on the evaluation sets."""
+    if not shadows:
+        raise ValueError("shadow_reference needs at least one shadow model")
+    attack = fit_shadow_attack(np.vstack([shadow_features(s.in_logits, s.in_labels) for s in shadows]),
+                               np.vstack([shadow_features(s.out_logits, s.out_labels) for s in shadows]), seed=seed)
+    margins = {k: np.stack([logit_margin(s.eval_logits[k], y) for s in shadows]) for k, y in labels.items()}
+    return ShadowReference(attack, margins, len(shadows))
+
+
+def train_shadow_reference(config: dict, data: PreparedData, sets: EvaluationSets, *, n_shadow: int, seed: int = 0,
+                           map_fn=map) -> ShadowReference | None:
+    """Train ``n_shadow`` shadows with the original's ``config`` on reference halves (None when ``n_shadow`` is 0).
+
+    ``map_fn`` runs the independent shadow tasks (see :func:`unlearn.shadow_models.train_shadows`).
+    """
+    if n_shadow == 0:
+        return None
+    ref = data.indices("reference")
+    device = next(iter(sets.x.values())).device
+    shadows = train_shadows(config, to_tensor(data.images[ref], device), data.labels[ref], sets.x, sets.num_classes,
+                            n_shadow=n_shadow, seed=seed, map_fn=map_fn)
+    return shadow_reference(shadows, sets.y, seed=seed)
+
+
+@dataclass(frozen=True)
 class ModelOutputs:
     """What the attacks see of one model, per set name.
 
     ``logits``: (n, K) float64 class scores (a linear probe's log-probabilities for encoders, fitted on retain).
     ``view_similarity``: (n,) EncoderMI mean pairwise cosine of augmented views (encoders only).
+    ``shadow``: the run's shadow models (shadow attack and LiRA), or None when disabled.
     """
 
     logits: dict[str, np.ndarray]
     view_similarity: dict[str, np.ndarray] | None
+    shadow: ShadowReference | None = None
 
 
 def collect_outputs(learner: Learner, sets: EvaluationSets, *, encoder_views: int = 8,
-                    seed: int = 0) -> ModelOutputs:
-    """Run the model once over every set (eval mode, no gradients)."""
+                    seed: int = 0, shadow: ShadowReference | None = None) -> ModelOutputs:
+    """Run the model once over every set (eval mode, no gradients); ``shadow`` rides along for the attacks."""
     if learner.family == "supervised":
-        return ModelOutputs({k: predict_logits(learner, x) for k, x in sets.x.items()}, None)
+        return ModelOutputs({k: predict_logits(learner, x) for k, x in sets.x.items()}, None, shadow)
     feats = {k: extract_features(learner, x) for k, x in sets.x.items()}
     probe = fit_linear_probe(feats["retain"], sets.y["retain"], seed=seed)
     logits = {k: probe_logits(probe, f, sets.num_classes) for k, f in feats.items()}
     torch.manual_seed(seed)
     learner.eval()
     sims = {k: mean_pairwise_cosine(_view_features(learner, x, encoder_views)) for k, x in sets.x.items()}
-    return ModelOutputs(logits, sims)
+    return ModelOutputs(logits, sims, shadow)
 
 
 def _view_features(learner: Learner, x: Tensor, n_views: int, batch_size: int = 256) -> np.ndarray:
@@ -91,6 +138,12 @@ def attack_scores(outputs: ModelOutputs, labels: dict[str, np.ndarray]) -> dict[
               for name, fn in THRESHOLD_ATTACKS.items()}
     if outputs.view_similarity is not None:
         scores["encodermi"] = dict(outputs.view_similarity)
+    if outputs.shadow is not None:
+        sh = outputs.shadow
+        scores["shadow"] = {k: shadow_scores(sh.attack, shadow_features(lg, labels[k]), labels[k])
+                            for k, lg in outputs.logits.items()}
+        scores["lira"] = {k: lira_offline_scores(logit_margin(lg, labels[k]), sh.out_margins[k])
+                          for k, lg in outputs.logits.items()}
     return scores
 
 

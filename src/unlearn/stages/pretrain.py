@@ -31,8 +31,14 @@ def main(ns: argparse.Namespace, params: Params) -> None:
     with stage_run("pretrain", params.experiment_name) as tracker:
         tracker.log_params({"pretrain": params.pretrain.model_dump(), "device": str(device)})
         tracker.log_dataset(params.prepare.source, ns.data, data.fingerprint, context="training")
+        def monitor(model, epoch: int) -> None:
+            tracker.log_metrics(probe_metrics(model, data, train, test, device), step=epoch)
+
         start = time.perf_counter()
-        learner, history = train_from_scratch(config, x, y, on_epoch_end=tracker.epoch_callback("pretrain_loss"))
+        learner, history = train_from_scratch(
+            config, x, y, on_epoch_end=tracker.epoch_callback("pretrain_loss"), monitor=monitor,
+            monitor_every=params.pretrain.monitor_every, resume_path=ns.resume,
+            checkpoint_every=params.pretrain.checkpoint_every, amp=params.pretrain.amp)
         seconds = time.perf_counter() - start
         sha = save_checkpoint(ns.out, learner, learner.config())
         metrics = {"seconds": seconds, "final_loss": history[-1], **probe_metrics(learner, data, train, test, device)}
@@ -58,4 +64,5 @@ if __name__ == "__main__":
     args.add_argument("--data", default="data/prepared")
     args.add_argument("--out", default="models/original.pt")
     args.add_argument("--metrics", default="reports/pretrain.json")
+    args.add_argument("--resume", default="models/.original.resume.pt", help="resumable training state")
     common.run(main, args)

@@ -19,18 +19,18 @@ from unlearn.stages import common
 from unlearn.stages.verify_plots import write_plots
 from unlearn.tracking import find_version_by_tag, git_commit, set_alias, set_version_tags, stage_run
 from unlearn.training import resolve_device
-from unlearn.verification import build_evaluation_sets, collect_outputs, score_outputs
+from unlearn.verification import build_evaluation_sets, collect_outputs, score_outputs, train_shadow_reference
 
 logger = logging.getLogger("unlearn.stages.verify")
 
 
-def measure(paths: dict[str, Path], sets, params: Params, device) -> tuple[dict, dict, dict]:
-    """Evidence, raw outputs and loaded learners per model name."""
+def measure(paths: dict[str, Path], sets, params: Params, device, shadow=None) -> tuple[dict, dict, dict]:
+    """Evidence, raw outputs and loaded learners per model name (``shadow``: the run's shadow models)."""
     evidence, outputs, learners = {}, {}, {}
     for name, path in paths.items():
         learners[name], _ = load_learner(path, device)
         outputs[name] = collect_outputs(learners[name], sets, encoder_views=params.verify.encoder_views,
-                                        seed=params.verify.seed)
+                                        seed=params.verify.seed, shadow=shadow)
         evidence[name] = score_outputs(outputs[name], sets.y, n_bootstrap=params.verify.bootstrap,
                                        seed=params.verify.seed)
         logger.info("%-9s UA %.1f RA %.1f TA %.1f MIA-eff %.3f AUC %.3f (%s)", name, evidence[name]["UA"],
@@ -49,7 +49,10 @@ def main(ns: argparse.Namespace, params: Params) -> None:
     shas = {name: sha256_file(p) for name, p in paths.items()}
     seconds = {"original": read_json(ns.pretrain_metrics)["seconds"],
                **{m: read_json(Path(ns.unlearn_metrics) / f"{m}.json")["seconds"] for m in methods}}
-    evidence, outputs, learners = measure(paths, sets, params, device)
+    # shadows depend only on the original's recipe and the reference split: trained once, reused for every model
+    shadow = train_shadow_reference(load_learner(paths["original"], device)[0].config(), data, sets,
+                                    n_shadow=params.verify.shadow_models, seed=params.verify.seed)
+    evidence, outputs, learners = measure(paths, sets, params, device, shadow)
     controls = cert_lib.control_results(evidence["original"], evidence["retrain"], th)
     forget_info = {"sha256": record["sha256"], "n": record["n"], "kind": record["kind"],
                    "request_ids": sorted({w.split(" ", 1)[1] for w in record["why"].values()

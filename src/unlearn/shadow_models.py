@@ -1,0 +1,133 @@
+"""Shadow models for the shadow-model attack (Shokri et al. 2017) and offline LiRA (Carlini et al. 2022).
+
+Each shadow model is trained from scratch with the original model's own config (architecture, objective and
+recipe; only the seed differs) on a random, class-stratified half of the ``reference`` split: that half is its
+``in`` data, the other half its ``out`` data. The reference split is never trained on by the original, the
+retrain reference or any unlearner, and the shadows never see the train or test splits, so every shadow is an
+OUT model for every sample the verifier scores (what offline LiRA needs).
+
+Shadows depend only on the original's config and the reference data: train them once per verify run and reuse
+them for every model being verified. :func:`train_shadow` is one independent task per shadow index, so a
+Prefect/Dask fan-out can replace the ``map_fn`` of :func:`train_shadows` (``client.map``, ``task.map``).
+
+Encoders have no classifier head: their "logits" are a linear probe's log-probabilities, the probe fitted on the
+shadow's own ``in`` half (as :func:`unlearn.verification.collect_outputs` fits the target's probe on retain).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from unlearn.evaluation import extract_features, fit_linear_probe, predict_logits, probe_logits
+from unlearn.learners.base import Learner
+from unlearn.pretraining import train_from_scratch
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ShadowModelOutputs:
+    """What is kept of one trained shadow model (small arrays; the model itself is dropped).
+
+    ``in_logits``/``out_logits``: (n_in, K)/(n_out, K) float64 on its own reference halves, with labels.
+    ``eval_logits``: (n, K) float64 per evaluation set name; the shadow was trained on none of them.
+    """
+
+    index: int
+    seed: int
+    in_logits: np.ndarray
+    in_labels: np.ndarray
+    out_logits: np.ndarray
+    out_labels: np.ndarray
+    eval_logits: dict[str, np.ndarray]
+    seconds: float
+
+
+def shadow_halves(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A class-stratified random half split of ``range(len(labels))``: (in, out) sorted positions.
+
+    Each class's samples are shuffled and the first ceil(n_c / 2) go ``in``. Shape: (N,) -> (n_in,), (n_out,).
+    """
+    y = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for c in np.unique(y):
+        pos = rng.permutation(np.flatnonzero(y == c))
+        chosen.append(pos[: (len(pos) + 1) // 2])
+    in_pos = np.sort(np.concatenate(chosen)) if chosen else np.array([], dtype=np.int64)
+    return in_pos, np.setdiff1d(np.arange(len(y)), in_pos)
+
+
+def shadow_config(config: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The original's config with only the training seed replaced."""
+    out = copy.deepcopy(config)
+    out["training"] = {**out["training"], "seed": int(seed)}
+    return out
+
+
+def _logits(learner: Learner, x: dict[str, Tensor], fit_on: str, fit_labels: np.ndarray, num_classes: int,
+            seed: int) -> dict[str, np.ndarray]:
+    """Class scores per set: logits (supervised) or probe log-probabilities fitted on ``x[fit_on]`` (encoders)."""
+    if learner.family == "supervised":
+        return {k: predict_logits(learner, v) for k, v in x.items()}
+    feats = {k: extract_features(learner, v) for k, v in x.items()}
+    probe = fit_linear_probe(feats[fit_on], fit_labels, seed=seed)
+    return {k: probe_logits(probe, f, num_classes) for k, f in feats.items()}
+
+
+def train_shadow(config: dict[str, Any], images: Tensor, labels: np.ndarray, eval_x: dict[str, Tensor],
+                 num_classes: int, index: int, seed: int) -> ShadowModelOutputs:
+    """Train shadow model ``index`` on its half of the reference data and collect its outputs.
+
+    Args:
+        config: The original learner's ``config()``; its ``training`` recipe is used with ``seed``.
+        images: Reference images in [0, 1]. Shape: (N, C, H, W), on the training device.
+        labels: Reference labels. Shape: (N,) int64.
+        eval_x: Evaluation sets (e.g. retain/forget/test/nonmember) to score. Shapes: (n, C, H, W).
+        num_classes: K, the width of the returned class scores.
+        index: Shadow index (names the log lines and the result).
+        seed: Seed of the half split and of training; distinct per shadow.
+
+    Returns:
+        The shadow's class scores on its ``in`` and ``out`` halves and on every evaluation set.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(labels) != len(images) or len(labels) < 4:
+        raise ValueError(f"shadow {index}: need >= 4 reference samples with one label each, got "
+                         f"{len(images)} images and {len(labels)} labels")
+    start = time.perf_counter()
+    in_pos, out_pos = shadow_halves(labels, seed)
+    idx_in = torch.from_numpy(in_pos).to(images.device)
+    y_in = torch.from_numpy(labels[in_pos]).to(images.device)
+    learner, _ = train_from_scratch(shadow_config(config, seed), images[idx_in], y_in, desc=f"shadow {index}")
+    x = {"in": images[idx_in], "out": images[torch.from_numpy(out_pos).to(images.device)], **eval_x}
+    scores = _logits(learner, x, "in", labels[in_pos], num_classes, seed)
+    seconds = time.perf_counter() - start
+    logger.info("shadow %d: trained on %d reference samples, held out %d (%.1fs)", index, len(in_pos),
+                len(out_pos), seconds)
+    return ShadowModelOutputs(index, seed, scores.pop("in"), labels[in_pos], scores.pop("out"), labels[out_pos],
+                              scores, seconds)
+
+
+def train_shadows(config: dict[str, Any], images: Tensor, labels: np.ndarray, eval_x: dict[str, Tensor],
+                  num_classes: int, *, n_shadow: int, seed: int = 0,
+                  map_fn: Callable[..., Iterable[ShadowModelOutputs]] = map) -> list[ShadowModelOutputs]:
+    """Train ``n_shadow`` independent shadows, shadow i with seed ``seed * 1000 + i``.
+
+    ``map_fn(fn, indices, seeds)`` runs the tasks: the builtin ``map`` runs them in turn; a Dask
+    ``client.map`` or a Prefect ``task.map`` (followed by gathering results) runs them in parallel.
+    """
+    if n_shadow < 1:
+        raise ValueError(f"n_shadow must be >= 1, got {n_shadow}")
+    task = partial(train_shadow, config, images, labels, eval_x, num_classes)
+    indices = list(range(n_shadow))
+    return list(map_fn(task, indices, [seed * 1000 + i for i in indices]))

@@ -1,0 +1,220 @@
+"""Deletion requests end to end against a real Prefect server on 127.0.0.1: `unlearn serve` serves the
+deployment, the test triggers it twice with two sequential requests (plus bad ones) and checks the ledger, the
+`production` alias (moves only on a passing certificate) and `unlearn audit` before and after."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from unlearn.io import sha256_file
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {  # the class-3 setting of tests/test_pipeline.py, where the retrain reference is known to pass
+    "prepare": {"splits": {"train": 300, "reference": 150, "test": 300}},
+    "pretrain": {"backbone": {"name": "small_cnn", "width": 8}, "epochs": 40, "batch_size": 64, "lr": 0.003},
+    "forget": {"kind": "requests"},
+    "unlearn": {"methods": ["retrain", "finetune"], "finetune": {"epochs": 2}},
+    "verify": {"bootstrap": 50, "promote": ["finetune", "retrain"]},
+    "requests": {"schedule": "0 0 1 1 *"},  # the test triggers runs itself
+}
+MODEL, DEPLOYMENT = "digits-supervised", "unlearn-deletion-requests/deletion-requests"
+pytestmark = pytest.mark.slow
+
+
+def _merge(base: dict, over: dict) -> dict:
+    return {k: _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+            for k, v in {**base, **over}.items()}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(check, what: str, timeout: float, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{what}: process exited {proc.returncode}\n{log.read_text()[-3000:]}")
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{what}: not ready after {timeout}s\n{log.read_text()[-3000:]}")
+
+
+def _start(cmd: list[str], env: dict, cwd: Path, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(cmd, env=env, cwd=cwd, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)  # the group this test started: the process and its children
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("deletion")
+    proj = tmp / "project"
+    proj.mkdir()
+    for name in ("src", "flows"):
+        shutil.copytree(ROOT / name, proj / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy(ROOT / name, proj / name)
+    (proj / "data" / "requests").mkdir(parents=True)
+    (proj / "data" / "requests" / ".gitkeep").touch()
+    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               MLFLOW_TRACKING_URI=f"sqlite:///{proj / 'mlflow.db'}", DVC_NO_ANALYTICS="1",
+               PREFECT_HOME=str(tmp / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               PREFECT_LOGGING_LEVEL="INFO", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@t")
+    env.pop("PREFECT_API_URL", None)
+    server = _start([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
+                     "--port", str(port)], env, tmp, tmp / "server.log")
+    serve = None
+    try:
+        for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "i"],
+                    ["dvc", "repro", "--single-item", "prepare"]):
+            subprocess.run(cmd, cwd=proj, env=env, check=True, capture_output=True)
+        _wait(lambda: urllib.request.urlopen(f"{api}/health", timeout=2).status == 200, "prefect server", 90,
+              server, tmp / "server.log")
+        env["PREFECT_API_URL"] = api
+        serve = _start([str(Path(sys.executable).parent / "unlearn"), "serve", "--project", str(proj)], env, proj,
+                       tmp / "serve.log")
+        _wait(lambda: urllib.request.urlopen(f"{api}/deployments/name/{DEPLOYMENT}", timeout=2).status == 200,
+              "unlearn serve", 90, serve, tmp / "serve.log")
+        yield proj, env, api, tmp
+    finally:
+        if serve is not None:
+            _stop(serve)
+        _stop(server)
+
+
+def _train_ids(proj: Path, label: str) -> list[str]:
+    with open(proj / "data/prepared/manifest.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    return [r["sample_id"] for r in rows if r["split"] == "train" and r["label"] == label]
+
+
+def _request(proj: Path, name: str, rid: str, ids: list[str], at: str) -> None:
+    inbox = proj / "data/requests/inbox"
+    inbox.mkdir(parents=True, exist_ok=True)
+    (inbox / name).write_text(json.dumps({"request_id": rid, "sample_ids": ids, "requested_at": at}))
+
+
+def _trigger(api: str, tmp: Path):
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: api}):
+        run = run_deployment(DEPLOYMENT, timeout=420, poll_interval=2, as_subflow=False)
+    assert run.state.is_final(), f"flow run not finished: {run.state}\n{(tmp / 'serve.log').read_text()[-3000:]}"
+    return run
+
+
+def _ledger(proj: Path) -> dict[str, list]:
+    from unlearn.requests.ledger import Ledger
+
+    events: dict[str, list] = {}
+    for e in Ledger(proj / "data/ledger/ledger.sqlite").events():
+        events.setdefault(e.request_id, []).append(e)
+    return events
+
+
+def _production(proj: Path) -> str | None:
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{proj / 'mlflow.db'}")
+    return {a: str(v) for a, v in mlflow.MlflowClient().get_registered_model(MODEL).aliases.items()}.get("production")
+
+
+def _audit(proj: Path, sample: str, capsys, monkeypatch) -> dict[str, dict]:
+    from unlearn.cli import main
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{proj / 'mlflow.db'}")
+    capsys.readouterr()
+    assert main(["audit", sample, "--project", str(proj), "--json"]) == 0
+    return {r["version"]: r for r in json.loads(capsys.readouterr().out)["versions"]}
+
+
+def test_two_sequential_requests_through_the_served_deployment(served, capsys, monkeypatch):
+    proj, env, api, tmp = served
+    first, second = _train_ids(proj, "3"), _train_ids(proj, "5")
+    _request(proj, "r-1.json", "r-1", first, "2025-11-25T10:00:00Z")
+    _request(proj, "r-unknown.json", "r-unknown", [second[0], "digits-99999"], "2025-11-25T10:01:00Z")
+    (proj / "data/requests/inbox/broken.json").write_text('{"request_id": "r-broken", ')
+
+    start = time.perf_counter()
+    run = _trigger(api, tmp)
+    seconds_first = time.perf_counter() - start
+    assert run.state.is_completed(), (tmp / "serve.log").read_text()[-3000:]
+    ledger = _ledger(proj)
+    assert [e.state for e in ledger["r-1"]] == ["received", "processing", "done"]
+    assert ledger["r-unknown"][-1].state == "rejected" and "digits-99999" in ledger["r-unknown"][-1].detail
+    broken = [k for k in ledger if k.startswith("file:broken.json#")]
+    assert len(broken) == 1 and "malformed JSON" in ledger[broken[0]][-1].detail
+    done = ledger["r-1"][-1]
+    production = _production(proj)
+    assert done.model_version == production
+    summary = json.loads((proj / "reports/summary.json").read_text())
+    method = next(r["model"] for r in summary["rows"] if r["version"] == production and r["model"] != "original")
+    assert done.certificate_sha256 == sha256_file(proj / f"reports/certificates/{method}.json")
+    cert = json.loads((proj / f"reports/certificates/{method}.json").read_text())
+    assert cert["verdict"] == "pass" and cert["forget"]["request_ids"] == ["r-1"]
+
+    audit = _audit(proj, first[0], capsys, monkeypatch)  # a sample of r-1: certified gone from production
+    original = next(v for v, r in audit.items() if r["role"] == "original")
+    assert audit[original]["trained_with"] is True and audit[original]["certified_removal"] is False
+    assert audit[production]["trained_with"] is False or audit[production]["certified_removal"] is True
+    audit = _audit(proj, second[0], capsys, monkeypatch)  # a sample of the coming r-2: still in production
+    assert audit[production]["trained_with"] is True and audit[production]["certified_removal"] is False
+
+    _request(proj, "r-2.json", "r-2", second, "2025-11-25T11:00:00Z")
+    _request(proj, "r-again.json", "r-again", first[:2], "2025-11-25T11:01:00Z")  # already forgotten by r-1
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["verify"]["thresholds"].update(utility_drop=0.0, accuracy_tolerance=0.0)  # no model can pass
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run = _trigger(api, tmp)
+    assert run.state.is_failed()  # the run reports that a request failed
+    ledger = _ledger(proj)
+    assert [e.state for e in ledger["r-2"]] == ["received", "processing", "failed"]
+    assert "no certificate passed" in ledger["r-2"][-1].detail
+    assert "already forgotten by request(s) r-1" in ledger["r-again"][-1].detail
+    assert [e.state for e in ledger["r-1"]] == ["received", "processing", "done"]  # untouched
+    assert _production(proj) == production  # production moved only on a pass
+    summary = json.loads((proj / "reports/summary.json").read_text())
+    assert all(r["verdict"] != "pass" for r in summary["rows"])
+    new_versions = {r["version"] for r in summary["rows"] if r["model"] != "original"}
+
+    audit = _audit(proj, second[0], capsys, monkeypatch)  # r-2 failed: still in production, not certified
+    assert audit[production]["trained_with"] is True and audit[production]["certified_removal"] is False
+    for v in new_versions:
+        assert audit[v]["certified_removal"] is False
+    assert not any(r["certified_removal"] for r in audit.values())
+    print(f"first scheduled run (pretrain + unlearn + verify): {seconds_first:.0f}s")

@@ -1,0 +1,60 @@
+"""Pretraining: the loss drops, an interrupted run resumes to the same weights, a foreign state is refused."""
+
+import pytest
+import torch
+
+from unlearn.pretraining import train_from_scratch
+
+CONFIG = {"method": "supervised", "backbone": {"name": "small_cnn", "width": 4}, "augment": "none",
+          "in_channels": 1, "num_classes": 3,
+          "training": {"epochs": 4, "batch_size": 8, "lr": 0.01, "weight_decay": 0.0, "optimizer": "adam",
+                       "seed": 0}}
+
+
+def _data():
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(32, 1, 8, 8, generator=g), torch.randint(0, 3, (32,), generator=g)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_interrupted_training_resumes_to_identical_weights(tmp_path):
+    x, y = _data()
+    straight, loss_straight = train_from_scratch(CONFIG, x, y)
+    state = tmp_path / "resume.pt"
+
+    def crash(epoch, loss):
+        if epoch == 3:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_from_scratch(CONFIG, x, y, resume_path=state, checkpoint_every=2, on_epoch_end=crash)
+    assert state.is_file()
+    resumed, loss_resumed = train_from_scratch(CONFIG, x, y, resume_path=state, checkpoint_every=2)
+    assert not state.exists()
+    assert loss_resumed == pytest.approx(loss_straight)
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+def test_state_from_another_config_is_refused(tmp_path):
+    x, y = _data()
+    state = tmp_path / "resume.pt"
+    with pytest.raises(Interrupt):
+        train_from_scratch(CONFIG, x, y, resume_path=state, checkpoint_every=1,
+                           on_epoch_end=lambda e, l: (_ for _ in ()).throw(Interrupt) if e == 2 else None)
+    other = {**CONFIG, "training": {**CONFIG["training"], "lr": 0.02}}
+    with pytest.raises(ValueError, match="different config"):
+        train_from_scratch(other, x, y, resume_path=state)
+    state.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="corrupted"):
+        train_from_scratch(CONFIG, x, y, resume_path=state)
+
+
+def test_monitor_is_called_on_schedule():
+    x, y = _data()
+    seen = []
+    train_from_scratch(CONFIG, x, y, monitor=lambda m, e: seen.append(e), monitor_every=3)
+    assert seen == [3, 4]
