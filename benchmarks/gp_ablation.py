@@ -52,7 +52,9 @@ def main() -> None:
         params = with_overrides(base, {"unlearn": {"gp": over}})
         start = time.perf_counter()
         res = run_methods(scenario, params, ["retrain", "gp"], reuse=ref)["gp"]
-        logging.info("%-45s %.0fs", name, time.perf_counter() - start)
+        e = res["evidence"]
+        logging.info("%-45s UA %.1f RA %.1f TA %.1f MIA %.3f AUC %.3f %s (%.0fs)", name, e["UA"], e["RA"], e["TA"],
+                     e["mia_efficacy"], e["attack_auc"], res["verdict"], time.perf_counter() - start)
         rows.append((name, res))
     lines = [f"# GP ablation: {ns.dataset}, {ns.family}, forget {ns.kind}, seed {ns.seed}", "",
              "| variant | UA | RA | TA | MIA-eff. (%) | attack AUC (strongest) | Avg. Gap | seconds | verdict |",

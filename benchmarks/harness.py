@@ -5,8 +5,10 @@ Uses the same library calls as the pipeline stages: prepare -> pretrain -> forge
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +20,10 @@ from unlearn.data.manifest import PreparedData, fingerprint, pixel_hashes
 from unlearn.data.sources import RawImages, balanced_subset, load_source
 from unlearn.data.splits import assign_splits
 from unlearn.forget import select_classes, select_random
+from unlearn.io import sha256_bytes
+from unlearn.learners import load_learner
 from unlearn.learners.base import Learner
+from unlearn.models.checkpoint import save_checkpoint
 from unlearn.methods import get_method
 from unlearn.pretraining import learner_config, train_from_scratch
 from unlearn.stages.unlearn import unlearning_data
@@ -53,17 +58,30 @@ class Scenario:
     forget: list[str]
     original: Learner
     pretrain_seconds: float
+    key: str = ""
 
 
-def build_scenario(params: Params, raw: RawImages | None = None) -> Scenario:
+CACHE = Path(__file__).resolve().parent / ".cache"  # git-ignored: trained originals, keyed by their params
+
+
+def build_scenario(params: Params, raw: RawImages | None = None, cache: bool = True) -> Scenario:
+    """Prepare the data, pick the forget set and train (or load from the cache) the original model."""
     device = resolve_device(params.device)
     data = prepared_in_memory(params, raw)
     train = data.indices("train")
     config = learner_config(params.pretrain, data.images.shape[-1], len(data.classes))
+    key = sha256_bytes(json.dumps([config, data.fingerprint], sort_keys=True).encode())[:16]
+    path = CACHE / f"original-{key}.pt"
+    if cache and path.is_file():
+        original, payload = load_learner(path, device)
+        return Scenario(data, forget_ids(data, params), original, payload["config"]["seconds"], key)
     start = time.perf_counter()
     original, _ = train_from_scratch(config, to_tensor(data.images[train], device),
                                      torch.from_numpy(data.labels[train]).to(device))
-    return Scenario(data, forget_ids(data, params), original, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    if cache:
+        save_checkpoint(path, original, {**original.config(), "seconds": seconds})
+    return Scenario(data, forget_ids(data, params), original, seconds, key)
 
 
 def run_methods(scenario: Scenario, params: Params, methods: list[str],
@@ -80,10 +98,7 @@ def run_methods(scenario: Scenario, params: Params, methods: list[str],
         if reuse and m in reuse:
             models[m] = (reuse[m]["model"], reuse[m]["seconds"])
             continue
-        generator = seed_everything(params.unlearn.seed)
-        start = time.perf_counter()
-        model = get_method(m)(scenario.original, udata, getattr(params.unlearn, m), generator)
-        models[m] = (model, time.perf_counter() - start)
+        models[m] = _unlearn(scenario, udata, params, m)
     out: dict[str, dict[str, Any]] = {}
     for name, (model, seconds) in models.items():
         outputs = collect_outputs(model, sets, encoder_views=params.verify.encoder_views, seed=params.verify.seed)
@@ -96,6 +111,24 @@ def run_methods(scenario: Scenario, params: Params, methods: list[str],
         out[m]["verdict"] = cert_lib.decide(out[m]["evidence"], out["original"]["evidence"],
                                             out["retrain"]["evidence"], th)[0]
     return out
+
+
+def _unlearn(scenario: Scenario, udata, params: Params, method: str) -> tuple[Learner, float]:
+    """Run one method; the retrain reference is cached (it costs as much as pretraining)."""
+    method_params = getattr(params.unlearn, method)
+    key = sha256_bytes(json.dumps([scenario.key, scenario.forget, method_params.model_dump(), params.unlearn.seed],
+                                  sort_keys=True).encode())[:16]
+    path = CACHE / f"retrain-{key}.pt"
+    if method == "retrain" and scenario.key and path.is_file():
+        model, payload = load_learner(path, resolve_device(params.device))
+        return model, payload["config"]["seconds"]
+    generator = seed_everything(params.unlearn.seed)
+    start = time.perf_counter()
+    model = get_method(method)(scenario.original, udata, method_params, generator)
+    seconds = time.perf_counter() - start
+    if method == "retrain" and scenario.key:
+        save_checkpoint(path, model, {**model.config(), "seconds": seconds})
+    return model, seconds
 
 
 def avg_gap(ev: dict, ref: dict) -> float:

@@ -24,12 +24,14 @@ from prefect import flow, get_run_logger, task
 
 from unlearn.config import Params, load_params
 from unlearn.data.manifest import load_prepared
-from unlearn.io import read_json, sha256_file
-from unlearn.requests.ingest import ACCEPTED_NAME, exclusive, ingest
+from unlearn.io import atomic_write, read_json, sha256_file, write_json
+from unlearn.requests.ingest import ACCEPTED_NAME, exclusive, ingest, read_accepted
 from unlearn.requests.ledger import Ledger
 from unlearn.tracking import model_aliases, model_versions
 
-REQUESTS_DIR = "data/requests"  # the forget stage's dep (dvc.yaml); accepted.json lives here
+REQUESTS_DIR = "data/requests"  # the forget and base stages' dep (dvc.yaml): accepted.json and start.json live here
+START_PIN = f"{REQUESTS_DIR}/start.json"  # which production checkpoint the base stage starts from (dvc.yaml)
+STORE = "models/production"  # local store of checkpoints that held production, by sha256 (dvc.yaml: base --store)
 
 
 class RequestsFailed(RuntimeError):
@@ -86,6 +88,52 @@ def mark(project_dir: str, request_ids: list[str], state: str, detail: str | Non
         request_ids, state, detail=detail, model_version=model_version, certificate_sha256=certificate_sha256)
 
 
+def _stored_checkpoint(project: Path, sha256: str) -> Path | None:
+    """``models/production/<sha256>.pt``, filled from the pipeline's outputs when the file is still there."""
+    stored = project / STORE / f"{sha256}.pt"
+    if stored.is_file() and sha256_file(stored) == sha256:
+        return stored
+    for candidate in [*sorted((project / "models/unlearned").glob("*.pt")), project / "models/base.pt"]:
+        if candidate.is_file() and sha256_file(candidate) == sha256:
+            atomic_write(stored, lambda p: p.write_bytes(candidate.read_bytes()))
+            return stored
+    return None
+
+
+@task
+def choose_start(project_dir: str) -> dict:
+    """Pin the model this run unlearns from: the current ``production`` version when its checkpoint is here, it
+    was trained on this dataset and its forget set is among the accepted requests; else the original."""
+    project = Path(project_dir)
+    params = load_params(project / "params.yaml")
+    pin = project / START_PIN
+
+    def original(why: str) -> dict:
+        pin.unlink(missing_ok=True)
+        get_run_logger().info("starting from the original model: %s", why)
+        return {"from": "original", "why": why}
+
+    if params.requests.start_from == "original":
+        return original("requests.start_from is 'original'")
+    name = params.registered_model_name
+    prod = model_aliases(name).get("production")
+    if prod is None:
+        return original("no production version yet")
+    tags = dict(next(v for v in model_versions(name) if str(v.version) == prod).tags or {})
+    if tags.get("unlearn.dataset_fingerprint") != read_json(project / "data/prepared/dataset.json")["fingerprint"]:
+        return original(f"production v{prod} was trained on another dataset")
+    known = _ledger(project, params).forget_set(tags.get("unlearn.forget_sha256", ""))
+    accepted = set(read_accepted(project / REQUESTS_DIR / ACCEPTED_NAME)["sample_ids"])
+    if known is None or not set(known["sample_ids"]) <= accepted:
+        return original(f"production v{prod} forgot a set that is not made of accepted requests")
+    if _stored_checkpoint(project, tags["unlearn.model_sha256"]) is None:
+        return original(f"the checkpoint of production v{prod} ({tags['unlearn.model_sha256'][:12]}) is not in "
+                        f"{STORE}/")
+    write_json(pin, {"registered_model": name, "version": prod, "model_sha256": tags["unlearn.model_sha256"],
+                     "forget_sha256": tags["unlearn.forget_sha256"]})
+    return {"from": "production", "version": prod}
+
+
 @task
 def certified_outcome(project_dir: str, forget_sha256: str) -> dict:
     """Which registered version now certifies the forget set: the first method of ``verify.promote`` whose
@@ -114,6 +162,8 @@ def certified_outcome(project_dir: str, forget_sha256: str) -> dict:
         problems.append(f"version {version} is not registered with certificate {cert_sha[:12]}")
     elif model_aliases(summary["registered_model"]).get("production") != version:
         problems.append(f"production does not point at version {version}")
+    if not problems and _stored_checkpoint(project, v.tags["unlearn.model_sha256"]) is None:
+        problems.append(f"the checkpoint of version {version} is gone from models/unlearned")
     if problems:
         return {"ok": False, "detail": "; ".join(problems)}
     return {"ok": True, "model_version": version, "certificate_sha256": cert_sha, "method": method,
@@ -139,8 +189,10 @@ def deletion_requests(project_dir: str = ".") -> dict:
         if params.forget.kind != "requests":
             raise ValueError(f"{project / 'params.yaml'}: forget.kind is {params.forget.kind!r}; deletion requests "
                              "need forget.kind: requests")
+        origin = choose_start(str(project))
+        result["started_from"] = origin["from"] + (f" v{origin['version']}" if origin.get("version") else "")
         mark(str(project), pending, "processing", detail=f"forget set {report['forget_sha256'][:12]} "
-                                                         f"({report['n_forget']} ids)")
+                                                         f"({report['n_forget']} ids), from {result['started_from']}")
         try:
             _pipeline_flow()(project_dir=str(project))
             outcome = certified_outcome(str(project), report["forget_sha256"])

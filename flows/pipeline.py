@@ -17,7 +17,7 @@ from unlearn.config import load_params
 from unlearn.io import read_json
 from unlearn.tracking import PARENT_ENV, end_pipeline_run, start_pipeline_run
 
-STAGES = ("prepare", "pretrain", "forget", "unlearn", "verify")
+STAGES = ("prepare", "pretrain", "base", "forget", "unlearn", "verify")
 BAD_INPUT_EXIT = 2  # stages exit 2 on bad input: retrying cannot help
 
 
@@ -61,7 +61,7 @@ def run_stage(stage: str, project_dir: str, parent_run_id: str) -> str:
 
 @flow(name="unlearn-pipeline", log_prints=True)
 def pipeline(project_dir: str = ".", summary_path: str = "reports/summary.json") -> list[dict]:
-    """Run prepare -> pretrain -> forget -> unlearn -> verify; return the summary rows of the method table."""
+    """Run prepare -> pretrain -> base -> forget -> unlearn -> verify; return the summary rows of the method table."""
     project = Path(project_dir).resolve()
     params = load_params(project / "params.yaml")
     cwd = os.getcwd()

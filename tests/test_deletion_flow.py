@@ -22,12 +22,18 @@ import yaml
 from unlearn.io import sha256_file
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {  # the class-3 setting of tests/test_pipeline.py, where the retrain reference is known to pass
+# Tiny digits, forgetting whole classes by request. The thresholds make a verdict hinge on forget accuracy
+# against the retrain reference (the attack rules are opened wide), so that this test of the operation does not
+# depend on how the attack suite is calibrated: the original is caught (it still knows the class), the retrain
+# reference passes. Run 2 then sets thresholds no model can meet.
+TINY = {
     "prepare": {"splits": {"train": 300, "reference": 150, "test": 300}},
-    "pretrain": {"backbone": {"name": "small_cnn", "width": 8}, "epochs": 40, "batch_size": 64, "lr": 0.003},
+    "pretrain": {"backbone": {"name": "small_cnn", "width": 8}, "epochs": 25, "batch_size": 64, "lr": 0.003},
     "forget": {"kind": "requests"},
-    "unlearn": {"methods": ["retrain", "finetune"], "finetune": {"epochs": 2}},
-    "verify": {"bootstrap": 50, "promote": ["finetune", "retrain"]},
+    "unlearn": {"methods": ["retrain", "finetune"], "finetune": {"epochs": 1}},
+    "verify": {"bootstrap": 20, "shadow_models": 0, "promote": ["finetune", "retrain"],
+               "thresholds": {"auc_tolerance": 0.5, "accuracy_tolerance": 40.0, "mia_efficacy_tolerance": 1.0,
+                              "utility_drop": 100.0}},
     "requests": {"schedule": "0 0 1 1 *"},  # the test triggers runs itself
 }
 MODEL, DEPLOYMENT = "digits-supervised", "unlearn-deletion-requests/deletion-requests"
@@ -198,7 +204,7 @@ def test_two_sequential_requests_through_the_served_deployment(served, capsys, m
     _request(proj, "r-2.json", "r-2", second, "2025-11-25T11:00:00Z")
     _request(proj, "r-again.json", "r-again", first[:2], "2025-11-25T11:01:00Z")  # already forgotten by r-1
     params = yaml.safe_load((proj / "params.yaml").read_text())
-    params["verify"]["thresholds"].update(utility_drop=0.0, accuracy_tolerance=0.0)  # no model can pass
+    params["verify"]["thresholds"].update(utility_drop=0.0, accuracy_tolerance=0.0, mia_efficacy_tolerance=0.0)
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run = _trigger(api, tmp)
     assert run.state.is_failed()  # the run reports that a request failed
@@ -211,6 +217,18 @@ def test_two_sequential_requests_through_the_served_deployment(served, capsys, m
     summary = json.loads((proj / "reports/summary.json").read_text())
     assert all(r["verdict"] != "pass" for r in summary["rows"])
     new_versions = {r["version"] for r in summary["rows"] if r["model"] != "original"}
+
+    # sequential: run 2 unlearned r-1 + r-2 starting from the production version of run 1
+    assert json.loads((proj / "reports/base.json").read_text())["version"] == production
+    assert ledger["r-2"][1].detail.endswith(f"from production v{production}")
+    finetune = next(r["version"] for r in summary["rows"] if r["model"] == "finetune")
+    capsys.readouterr()
+    from unlearn.cli import main
+
+    assert main(["lineage", f"{MODEL}/{finetune}", "--project", str(proj)]) == 0
+    lineage = capsys.readouterr().out
+    assert f"parent {MODEL} v{production} @production" in lineage and "requests: r-1, r-2" in lineage
+    assert "negative control: caught" in lineage and "dataset fingerprint" in lineage
 
     audit = _audit(proj, second[0], capsys, monkeypatch)  # r-2 failed: still in production, not certified
     assert audit[production]["trained_with"] is True and audit[production]["certified_removal"] is False

@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("params", nargs="?", default="params.yaml")
     p.set_defaults(func=cmd_check)
     importlib.import_module("unlearn.cli_ops").register(sub)  # serve, ingest, ledger, lineage, audit
+    importlib.import_module("unlearn.cli_certificate").register(sub)  # certificate verify
     return parser
 
 

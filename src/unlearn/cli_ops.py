@@ -65,6 +65,7 @@ def _flow(project: Path):
                                 "--project")
     spec = importlib.util.spec_from_file_location("unlearn_project_deletion_requests", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # Prefect finds the flow's file through its module when it builds a deployment
     spec.loader.exec_module(module)
     return module.deletion_requests
 
@@ -88,7 +89,11 @@ def cmd_serve(ns: argparse.Namespace) -> int:
                          "(e.g. http://127.0.0.1:4200/api), or point it at a remote server")
     cron = ns.cron or params.requests.schedule
     os.chdir(project)  # the deployment's entrypoint is relative to the project
-    flow = _flow(project)
+    sys.path.insert(0, str(project))  # flow runs are spawned processes: they re-import the flow by module name
+    module = importlib.import_module("flows.deletion_requests")
+    if Path(module.__file__).resolve() != project / "flows" / "deletion_requests.py":
+        raise ValueError(f"imported flows.deletion_requests from {module.__file__}, not from {project}")
+    flow = module.deletion_requests
     print(f"serving {flow.name}/{ns.name} on cron {cron!r} for {project}", flush=True)
     flow.serve(name=ns.name, cron=cron, parameters={"project_dir": str(project)}, limit=1,
                description="ingest data/requests/inbox, unlearn, certify, register, update the ledger",
@@ -250,9 +255,15 @@ def cmd_audit(ns: argparse.Namespace) -> int:
     for r in rows:
         aliases = "".join(f" @{a}" for a in r["aliases"])
         print(f"  v{r['version']:<4}{aliases:<12} {r['role']:<18} {r['method']:<9} {r['verdict']:<13} {r['status']}")
-    trained = [f"v{r['version']}" for r in rows if r["trained_with"] and not r["certified_removal"]]
-    removed = [f"v{r['version']}" for r in rows if r["certified_removal"]]
-    print(f"contains it: {', '.join(trained) or 'none'}; certified removal: {', '.join(removed) or 'none'}")
+    groups = {"contains it": [r for r in rows if r["trained_with"] and not r["certified_removal"]],
+              "removed with a passing certificate": [r for r in rows if r["certified_removal"]],
+              "never trained with it": [r for r in rows if r["trained_with"] is False],
+              "cannot tell": [r for r in rows if r["trained_with"] is None]}
+    print("; ".join(f"{k}: {', '.join('v' + r['version'] for r in g) or 'none'}" for k, g in groups.items() if g
+                    or k != "cannot tell"))
+    prod = [r for r in rows if "production" in r["aliases"]]
+    if prod:
+        print(f"production (v{prod[0]['version']}): {prod[0]['status']}")
     return 0
 
 

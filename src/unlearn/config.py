@@ -183,6 +183,9 @@ class RequestsParams(_Section):
     inbox: str = Field("data/requests/inbox", description="folder of incoming request files (*.json)")
     ledger: str = Field("data/ledger/ledger.sqlite", description="append-only request ledger (sqlite)")
     schedule: str = Field("*/10 * * * *", description="cron schedule of the served deletion-request deployment")
+    start_from: Literal["production", "original"] = Field(
+        "production", description="sequential unlearning: start each run from the production version's checkpoint "
+                                  "(falls back to the original when there is none), or always from the original")
 
     @model_validator(mode="after")
     def _cron(self) -> "RequestsParams":

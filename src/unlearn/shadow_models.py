@@ -30,6 +30,7 @@ from torch import Tensor
 from unlearn.evaluation import extract_features, fit_linear_probe, predict_logits, probe_logits
 from unlearn.learners.base import Learner
 from unlearn.pretraining import train_from_scratch
+from unlearn.training import steps_per_epoch
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +68,22 @@ def shadow_halves(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray
     return in_pos, np.setdiff1d(np.arange(len(y)), in_pos)
 
 
-def shadow_config(config: dict[str, Any], seed: int) -> dict[str, Any]:
-    """The original's config with only the training seed replaced."""
+def shadow_config(config: dict[str, Any], seed: int, n_in: int | None = None,
+                  original_size: int | None = None) -> dict[str, Any]:
+    """The original's config with the training seed replaced and, given both sizes, the batch size scaled.
+
+    A shadow trains on fewer samples than the original. With the same epochs and batch size it would take far
+    fewer optimizer steps (on digits 1 instead of 7 per epoch) and end up less fitted than the target, so the
+    attack would learn a boundary where the target's outputs never fall. Scaling the batch size by
+    ``n_in / original_size`` keeps both the number of steps per epoch and the number of passes over each sample
+    (contrastive objectives then see fewer in-batch negatives).
+    """
     out = copy.deepcopy(config)
-    out["training"] = {**out["training"], "seed": int(seed)}
+    t = {**out["training"], "seed": int(seed)}
+    if n_in is not None and original_size is not None and n_in < original_size:
+        per_epoch = steps_per_epoch(original_size, t["batch_size"])
+        t["batch_size"] = max(2, min(t["batch_size"], n_in // per_epoch))
+    out["training"] = t
     return out
 
 
@@ -85,7 +98,7 @@ def _logits(learner: Learner, x: dict[str, Tensor], fit_on: str, fit_labels: np.
 
 
 def train_shadow(config: dict[str, Any], images: Tensor, labels: np.ndarray, eval_x: dict[str, Tensor],
-                 num_classes: int, index: int, seed: int) -> ShadowModelOutputs:
+                 num_classes: int, index: int, seed: int, *, original_size: int | None = None) -> ShadowModelOutputs:
     """Train shadow model ``index`` on its half of the reference data and collect its outputs.
 
     Args:
@@ -96,6 +109,8 @@ def train_shadow(config: dict[str, Any], images: Tensor, labels: np.ndarray, eva
         num_classes: K, the width of the returned class scores.
         index: Shadow index (names the log lines and the result).
         seed: Seed of the half split and of training; distinct per shadow.
+        original_size: Number of samples the original was trained on; scales the batch size (see
+            :func:`shadow_config`). None keeps the original's recipe unchanged.
 
     Returns:
         The shadow's class scores on its ``in`` and ``out`` halves and on every evaluation set.
@@ -108,18 +123,19 @@ def train_shadow(config: dict[str, Any], images: Tensor, labels: np.ndarray, eva
     in_pos, out_pos = shadow_halves(labels, seed)
     idx_in = torch.from_numpy(in_pos).to(images.device)
     y_in = torch.from_numpy(labels[in_pos]).to(images.device)
-    learner, _ = train_from_scratch(shadow_config(config, seed), images[idx_in], y_in, desc=f"shadow {index}")
+    cfg = shadow_config(config, seed, len(in_pos), original_size)
+    learner, _ = train_from_scratch(cfg, images[idx_in], y_in, desc=f"shadow {index}")
     x = {"in": images[idx_in], "out": images[torch.from_numpy(out_pos).to(images.device)], **eval_x}
     scores = _logits(learner, x, "in", labels[in_pos], num_classes, seed)
     seconds = time.perf_counter() - start
-    logger.info("shadow %d: trained on %d reference samples, held out %d (%.1fs)", index, len(in_pos),
-                len(out_pos), seconds)
+    logger.info("shadow %d: trained on %d reference samples (batch %d), held out %d (%.1fs)", index, len(in_pos),
+                cfg["training"]["batch_size"], len(out_pos), seconds)
     return ShadowModelOutputs(index, seed, scores.pop("in"), labels[in_pos], scores.pop("out"), labels[out_pos],
                               scores, seconds)
 
 
 def train_shadows(config: dict[str, Any], images: Tensor, labels: np.ndarray, eval_x: dict[str, Tensor],
-                  num_classes: int, *, n_shadow: int, seed: int = 0,
+                  num_classes: int, *, n_shadow: int, seed: int = 0, original_size: int | None = None,
                   map_fn: Callable[..., Iterable[ShadowModelOutputs]] = map) -> list[ShadowModelOutputs]:
     """Train ``n_shadow`` independent shadows, shadow i with seed ``seed * 1000 + i``.
 
@@ -128,6 +144,6 @@ def train_shadows(config: dict[str, Any], images: Tensor, labels: np.ndarray, ev
     """
     if n_shadow < 1:
         raise ValueError(f"n_shadow must be >= 1, got {n_shadow}")
-    task = partial(train_shadow, config, images, labels, eval_x, num_classes)
+    task = partial(train_shadow, config, images, labels, eval_x, num_classes, original_size=original_size)
     indices = list(range(n_shadow))
     return list(map_fn(task, indices, [seed * 1000 + i for i in indices]))

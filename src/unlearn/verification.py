@@ -95,7 +95,7 @@ def train_shadow_reference(config: dict, data: PreparedData, sets: EvaluationSet
     ref = data.indices("reference")
     device = next(iter(sets.x.values())).device
     shadows = train_shadows(config, to_tensor(data.images[ref], device), data.labels[ref], sets.x, sets.num_classes,
-                            n_shadow=n_shadow, seed=seed, map_fn=map_fn)
+                            n_shadow=n_shadow, seed=seed, original_size=len(data.indices("train")), map_fn=map_fn)
     return shadow_reference(shadows, sets.y, seed=seed)
 
 
@@ -142,9 +142,18 @@ def attack_scores(outputs: ModelOutputs, labels: dict[str, np.ndarray]) -> dict[
         sh = outputs.shadow
         scores["shadow"] = {k: shadow_scores(sh.attack, shadow_features(lg, labels[k]), labels[k])
                             for k, lg in outputs.logits.items()}
-        scores["lira"] = {k: lira_offline_scores(logit_margin(lg, labels[k]), sh.out_margins[k])
-                          for k, lg in outputs.logits.items()}
+        scores["lira"] = _lira_scores(outputs.logits, labels, sh.out_margins)
     return scores
+
+
+def _lira_scores(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray],
+                 out_margins: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Offline LiRA over all sets at once, so the global OUT variance is one number for every compared sample
+    (per-set variances would shift whole sets against each other)."""
+    names = list(logits)
+    target = np.concatenate([logit_margin(logits[k], labels[k]) for k in names])
+    z = lira_offline_scores(target, np.concatenate([out_margins[k] for k in names], axis=1))
+    return dict(zip(names, np.split(z, np.cumsum([len(labels[k]) for k in names])[:-1])))
 
 
 def score_outputs(outputs: ModelOutputs, labels: dict[str, np.ndarray], *, n_bootstrap: int = 200,

@@ -110,8 +110,10 @@ def lineage_lines(name: str, versions: list[Version], start: Version,
     for depth, v in enumerate(links):
         head = f"{name} v{v.version}" + "".join(f" @{a}" for a in v.aliases)
         lead = "" if depth == 0 else "  " * (depth - 1) + "└─ parent "
-        lines.append(f"{lead}{head}  role={v.role}  method={v.tag('method', '?')}  "
-                     f"verdict={v.tag('verdict', '?')}")
+        verdict = v.tag("verdict", "?")
+        if v.role == "original":
+            verdict += " (negative control: caught)" if verdict == "fail" else " (negative control NOT caught)"
+        lines.append(f"{lead}{head}  role={v.role}  method={v.tag('method', '?')}  verdict={verdict}")
         pad = "  " * depth + "   "
         sha = v.tag("forget_sha256")
         if sha:

@@ -58,11 +58,14 @@ def main(ns: argparse.Namespace, params: Params) -> None:
                    "request_ids": sorted({w.split(" ", 1)[1] for w in record["why"].values()
                                           if w.startswith("request ")})}
     artifact = {name: {"path": str(p), "sha256": shas[name]} for name, p in paths.items()}
+    base = _base_info(ns)  # the model unlearning started from: the original, or production (sequential requests)
+    start = artifact["original"] if base["from"] == "original" else {"path": base["path"], "sha256": base["sha256"]}
     certs = {}
     for m in methods:
         certs[m] = cert_lib.build_certificate(
             method=m, method_params=getattr(params.unlearn, m).model_dump(), model=artifact[m],
-            parent=artifact["original"], retrain_ref=artifact["retrain"], dataset_fingerprint=data.fingerprint,
+            parent=artifact["original"] if m == "retrain" else start, retrain_ref=artifact["retrain"],
+            dataset_fingerprint=data.fingerprint,
             forget=forget_info, thresholds=th, seconds=seconds[m], git_commit=git_commit(),
             metrics={"unlearned": evidence[m], "original": evidence["original"], "retrain": evidence["retrain"]})
         write_json(Path(ns.certificates) / f"{m}.json", certs[m])
@@ -110,7 +113,9 @@ def register_all(params, learners, sets, artifact, certs, fingerprint, record, v
                     "unlearn.model_sha256": sha, "unlearn.dataset_fingerprint": fingerprint,
                     "unlearn.git_commit": git_commit() or "unknown", "unlearn.verdict": verdicts[model_name]}
             if model_name != "original":
-                tags.update({"unlearn.parent_version": versions["original"], "unlearn.forget_sha256": record["sha256"],
+                parent = None if model_name == "retrain" else _base_info(ns).get("version")
+                tags.update({"unlearn.parent_version": parent or versions["original"],
+                             "unlearn.forget_sha256": record["sha256"],
                              "unlearn.certificate_sha256": sha256_file(Path(ns.certificates) / f"{model_name}.json"),
                              "unlearn.request_ids":
                                  ",".join(certs[model_name]["forget"]["request_ids"])[:4000] or "none"})
@@ -128,6 +133,11 @@ def register_all(params, learners, sets, artifact, certs, fingerprint, record, v
     return versions
 
 
+def _base_info(ns) -> dict:
+    """``reports/base.json`` from the base stage (``{"from": "original" | "production", "version", ...}``)."""
+    return read_json(ns.base_info) if ns.base_info else {"from": "original", "version": None}
+
+
 if __name__ == "__main__":
     args = common.parser(__doc__)
     args.add_argument("--data", default="data/prepared")
@@ -140,4 +150,5 @@ if __name__ == "__main__":
     args.add_argument("--plots", default="reports/plots")
     args.add_argument("--metrics", default="reports/metrics.json")
     args.add_argument("--summary", default="reports/summary.json")
+    args.add_argument("--base-info", default=None, help="reports/base.json of the base stage")
     common.run(main, args)

@@ -1,0 +1,135 @@
+"""Audit a certificate: recompute every hash it names from the files and compare with the model registry.
+
+Checks, one :class:`Check` each: the certificate itself (readable, schema-valid); the sha256 of the model,
+parent and retrain-reference weights at the paths it records; the sha256 of the forget-id list in
+``forget.json``; the dataset fingerprint, re-hashed from ``data/prepared``; and, through ``registry`` (a
+callable, so this module never talks to MLflow), the registered model version tagged with the model's sha256,
+whose ``unlearn.certificate_sha256``, ``unlearn.forget_sha256`` and ``unlearn.dataset_fingerprint`` tags must
+match the certificate file and its contents. A missing or unreadable file is a failed check, never an exception.
+
+>>> checks = check_certificate("missing.json", registry=None)
+>>> print(checks[0].line())
+MISMATCH  certificate: missing.json: file not found
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from unlearn.io import read_json, sha256_file, sha256_ids
+
+# model sha256 -> the tags of the newest registered version carrying tag unlearn.model_sha256=<sha>, or None;
+# may raise (store unreachable), which fails the registry check.
+RegistryLookup = Callable[[str], "dict[str, str] | None"]
+
+ARTIFACTS = (("model", "model weights"), ("parent", "parent weights"),
+             ("retrain_reference", "retrain-reference weights"))
+REGISTRY_TAGS = ("unlearn.certificate_sha256", "unlearn.forget_sha256", "unlearn.dataset_fingerprint")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One comparison: ``expected`` (what the certificate or registry says) vs ``actual`` (recomputed)."""
+
+    name: str
+    ok: bool
+    expected: str = ""
+    actual: str = ""
+    note: str = ""
+
+    def line(self) -> str:
+        """``OK  name: value`` or ``MISMATCH  name: expected X, found Y (note)``."""
+        if self.ok:
+            return f"OK        {self.name}: {self.actual}" + (f" ({self.note})" if self.note else "")
+        if not self.expected and not self.actual:
+            return f"MISMATCH  {self.name}: {self.note}"
+        text = f"MISMATCH  {self.name}: certificate says {self.expected}, found {self.actual}"
+        return text + (f" ({self.note})" if self.note else "")
+
+
+def _compare(name: str, expected: str, actual: str, note: str = "") -> Check:
+    return Check(name, expected == actual, expected, actual, note)
+
+
+def _file_sha(name: str, expected: str, path: Path) -> Check:
+    if not path.is_file():
+        return Check(name, False, expected, "no file", f"{path}: file not found")
+    return _compare(name, expected, sha256_file(path), str(path))
+
+
+def _forget_check(expected: str, path: Path) -> Check:
+    name = "forget-id list sha256"
+    try:
+        ids = read_json(path)["sample_ids"]
+    except (FileNotFoundError, ValueError, KeyError, TypeError) as exc:
+        return Check(name, False, expected, "unreadable", f"{path}: {exc}")
+    return _compare(name, expected, sha256_ids(ids), f"{path}, {len(ids)} ids")
+
+
+def _dataset_check(expected: str, path: Path) -> Check:
+    from unlearn.data.manifest import load_prepared
+
+    name = "dataset fingerprint"
+    try:
+        data = load_prepared(path, verify=True)  # re-hashes every image against the manifest
+    except (FileNotFoundError, ValueError, KeyError, OSError) as exc:
+        return Check(name, False, expected, "does not verify", str(exc))
+    return _compare(name, expected, data.fingerprint, f"{path}, {len(data.ids)} samples re-hashed")
+
+
+def _registry_checks(cert: dict, cert_sha: str, registry: RegistryLookup) -> list[Check]:
+    model_sha = cert["model"]["sha256"]
+    try:
+        tags = registry(model_sha)
+    except Exception as exc:  # noqa: BLE001 - any store failure is reported as a failed check, not swallowed
+        return [Check("registry version", False, note=f"registry lookup failed: {type(exc).__name__}: {exc}")]
+    if tags is None:
+        return [Check("registry version", False,
+                      note=f"no registered model version has tag unlearn.model_sha256={model_sha}")]
+    expected = {"unlearn.certificate_sha256": cert_sha, "unlearn.forget_sha256": cert["forget"]["sha256"],
+                "unlearn.dataset_fingerprint": cert["dataset"]["fingerprint"]}
+    where = f"version {tags.get('version', '?')}"
+    checks = [Check("registry version", True, model_sha, f"{where} tagged unlearn.model_sha256={model_sha}")]
+    for key in REGISTRY_TAGS:
+        # the certificate's side is the file (certificate sha) or its content; the registry's side is the tag
+        checks.append(_compare(f"registry tag {key}", expected[key], tags.get(key, "missing"), where))
+    return checks
+
+
+def check_certificate(cert_path: str | Path, *, root: str | Path = ".",
+                      forget_path: str | Path = "data/forget/forget.json", data_path: str | Path = "data/prepared",
+                      registry: RegistryLookup | None) -> list[Check]:
+    """Every check of one certificate; relative paths (also those inside the certificate) resolve under ``root``.
+
+    Args:
+        cert_path: The certificate JSON.
+        root: Project root the pipeline ran in.
+        forget_path: The ``forget.json`` the forget stage wrote.
+        data_path: The prepared dataset directory.
+        registry: Registry lookup (see ``RegistryLookup``); None skips the registry checks (reported as skipped).
+
+    Returns:
+        The checks in order; all ``ok`` means the certificate matches the files and the registry.
+    """
+    from unlearn.certificate import validate_certificate
+
+    root, cert_path = Path(root), Path(cert_path)
+    try:
+        cert = read_json(cert_path)
+        validate_certificate(cert)
+    except (FileNotFoundError, ValueError) as exc:
+        return [Check("certificate", False, note=str(exc))]
+    cert_sha = sha256_file(cert_path)
+    checks = [Check("certificate", True, actual=f"{cert_path} sha256 {cert_sha}",
+                    note=f"{cert['schema']}, verdict {cert['verdict']}")]
+    for key, name in ARTIFACTS:
+        checks.append(_file_sha(name, cert[key]["sha256"], root / cert[key]["path"]))
+    checks.append(_forget_check(cert["forget"]["sha256"], root / forget_path))
+    checks.append(_dataset_check(cert["dataset"]["fingerprint"], root / data_path))
+    if registry is None:
+        checks.append(Check("registry", True, actual="skipped", note="--no-registry"))
+    else:
+        checks.extend(_registry_checks(cert, cert_sha, registry))
+    return checks

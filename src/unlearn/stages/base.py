@@ -1,0 +1,63 @@
+"""Stage ``base``: the model unlearning starts from — the original, or (sequential unlearning of deletion
+requests) the checkpoint of the current ``production`` version named by ``data/requests/start.json``.
+
+``start.json`` (written by the deletion-request flow) pins ``{registered_model, version, model_sha256,
+forget_sha256}``; the checkpoint is read from the local store ``models/production/<sha256>.pt`` and its sha256 is
+checked, so the output is fully determined by the declared deps. Without ``start.json``, ``models/base.pt`` is a
+byte copy of ``models/original.pt``. ``reports/base.json`` records which it is, for the verify stage's lineage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+from pathlib import Path
+
+from unlearn.config import Params
+from unlearn.io import atomic_write, read_json, sha256_file, write_json
+from unlearn.stages import common
+
+logger = logging.getLogger("unlearn.stages.base")
+
+
+def main(ns: argparse.Namespace, params: Params) -> None:
+    start = Path(ns.start)
+    if not start.is_file():
+        atomic_write(ns.out, lambda p: shutil.copyfile(ns.original, p))
+        info = {"from": "original", "version": None, "sha256": sha256_file(ns.out), "path": str(ns.out)}
+    else:
+        pin = read_json(start)
+        src = Path(ns.store) / f"{pin['model_sha256']}.pt"
+        if not src.is_file():
+            raise FileNotFoundError(f"{src}: the checkpoint of {pin['registered_model']} v{pin['version']} named by "
+                                    f"{start} is not in the local store; delete {start} to start from the original")
+        if sha256_file(src) != pin["model_sha256"]:
+            raise ValueError(f"{src}: sha256 does not match {start} (v{pin['version']}); the store was altered")
+        from unlearn.models.checkpoint import read_checkpoint  # torch: only on this path
+
+        ours, theirs = (_architecture(read_checkpoint(p)["config"]) for p in (ns.original, src))
+        if ours != theirs:
+            raise ValueError(f"{src}: v{pin['version']} was built with another model config than {ns.original}; "
+                             "sequential unlearning needs the same architecture and recipe")
+        atomic_write(ns.out, lambda p: shutil.copyfile(src, p))
+        info = {"from": "production", "registered_model": pin["registered_model"], "version": str(pin["version"]),
+                "sha256": pin["model_sha256"], "forget_sha256": pin.get("forget_sha256"), "path": str(ns.out)}
+    write_json(ns.info, info)
+    logger.info("base model: %s%s (sha256 %s)", info["from"], f" v{info['version']}" if info["version"] else "",
+                info["sha256"][:12])
+
+
+def _architecture(config: dict) -> dict:
+    """The config without its training budget (a retrain reference may have trained for other epochs)."""
+    return {k: v for k, v in config.items() if k != "training"}
+
+
+if __name__ == "__main__":
+    args = common.parser(__doc__)
+    args.add_argument("--original", default="models/original.pt")
+    args.add_argument("--start", default="data/requests/start.json")
+    args.add_argument("--store", default="models/production")
+    args.add_argument("--out", default="models/base.pt")
+    args.add_argument("--info", default="reports/base.json")
+    common.run(main, args)

@@ -1,0 +1,60 @@
+"""The base stage: the model a run of sequential unlearning starts from (the original, or a pinned production
+checkpoint from the local store, checked by sha256 and architecture)."""
+
+import argparse
+import shutil
+
+import pytest
+
+from unlearn.config import Params
+from unlearn.io import read_json, sha256_file, write_json
+from unlearn.learners import build_learner
+from unlearn.models.checkpoint import save_checkpoint
+from unlearn.pretraining import learner_config
+from unlearn.stages.base import main
+
+
+def _ckpt(path, width=8):
+    params = Params.model_validate({"pretrain": {"backbone": {"width": width}}})
+    learner = build_learner(learner_config(params.pretrain, 8, 10))
+    return save_checkpoint(path, learner, learner.config())
+
+
+@pytest.fixture
+def paths(tmp_path):
+    ns = argparse.Namespace(original=tmp_path / "original.pt", start=tmp_path / "start.json",
+                            store=tmp_path / "store", out=tmp_path / "base.pt", info=tmp_path / "base.json")
+    _ckpt(ns.original)
+    return ns
+
+
+def test_without_a_pin_the_base_is_the_original(paths):
+    main(paths, Params())
+    assert sha256_file(paths.out) == sha256_file(paths.original)
+    assert read_json(paths.info) == {"from": "original", "version": None, "sha256": sha256_file(paths.original),
+                                     "path": str(paths.out)}
+
+
+def test_a_pinned_production_checkpoint_is_checked_and_copied(paths):
+    sha = _ckpt(paths.store / "tmp.pt")
+    shutil.move(paths.store / "tmp.pt", paths.store / f"{sha}.pt")
+    write_json(paths.start, {"registered_model": "m", "version": "7", "model_sha256": sha, "forget_sha256": "f" * 64})
+    main(paths, Params())
+    assert sha256_file(paths.out) == sha
+    info = read_json(paths.info)
+    assert (info["from"], info["version"], info["sha256"]) == ("production", "7", sha)
+
+    (paths.store / f"{sha}.pt").write_bytes(b"tampered")
+    with pytest.raises(ValueError, match="store was altered"):
+        main(paths, Params())
+    (paths.store / f"{sha}.pt").unlink()
+    with pytest.raises(FileNotFoundError, match="not in the local store"):
+        main(paths, Params())
+
+
+def test_a_checkpoint_of_another_architecture_is_refused(paths):
+    sha = _ckpt(paths.store / "tmp.pt", width=16)
+    shutil.move(paths.store / "tmp.pt", paths.store / f"{sha}.pt")
+    write_json(paths.start, {"registered_model": "m", "version": "3", "model_sha256": sha})
+    with pytest.raises(ValueError, match="same architecture"):
+        main(paths, Params())
