@@ -86,6 +86,8 @@ class GradientPenaltyParams(MethodBudget):
     mu: float = Field(0.1, ge=0, description="weight of the membership-signal matching term")
     forget_batch_size: int = Field(64, ge=2)
     reference_batch_size: int = Field(128, ge=2)
+    max_grad_norm: float | None = Field(None, gt=0, description="clip the global gradient norm (null: off); "
+                                        "double back-propagation can produce very large steps with SGD")
 
 
 class GradientAscentParams(MethodBudget):

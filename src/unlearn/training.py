@@ -81,11 +81,12 @@ def prepare_schedule(model: nn.Module, epochs: int, n: int, batch_size: int) -> 
 def fit(model: nn.Module, batch_loss: Callable[[Tensor], Tensor], n: int, *, epochs: int, batch_size: int,
         optimizer: torch.optim.Optimizer, generator: torch.Generator, desc: str = "train",
         on_epoch_end: EpochCallback | None = None, start_epoch: int = 1,
-        autocast_device: str | None = None) -> list[float]:
+        autocast_device: str | None = None, max_grad_norm: float | None = None) -> list[float]:
     """Run epochs ``start_epoch..epochs`` over ``range(n)`` in shuffled batches, minimising ``batch_loss(indices)``.
 
     ``model.after_step()`` runs after every optimizer step when the model has one (momentum encoders).
     ``autocast_device="cuda"`` runs the loss in bfloat16 autocast (mixed precision; no loss scaling needed).
+    ``max_grad_norm`` clips the global gradient norm before each step (None: no clipping).
     Logs one line per epoch (at most ~10 lines per call) and returns the mean loss per epoch run.
     """
     history: list[float] = []
@@ -101,6 +102,8 @@ def fit(model: nn.Module, batch_loss: Callable[[Tensor], Tensor], n: int, *, epo
                 raise FloatingPointError(f"{desc}: loss became {loss.item()} at epoch {epoch}; lower the lr")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
             optimizer.step()
             if hasattr(model, "after_step"):
                 model.after_step()

@@ -86,5 +86,5 @@ def gradient_penalty(original: Learner, data: UnlearningData, params: GradientPe
     prepare_schedule(learner, params.epochs, len(data.retain_x), params.batch_size)
     optimizer = make_optimizer(trainable(learner), params.optimizer, params.lr)
     fit(learner, batch_loss, len(data.retain_x), epochs=params.epochs, batch_size=params.batch_size,
-        optimizer=optimizer, generator=generator, desc=f"gp-{params.stage}")
+        optimizer=optimizer, generator=generator, desc=f"gp-{params.stage}", max_grad_norm=params.max_grad_norm)
     return learner
