@@ -9,7 +9,8 @@ import os
 import sys
 from pathlib import Path
 
-ATTACK_NAMES = ("margin", "loss", "confidence", "entropy", "modified_entropy", "svc_mia_efficacy", "encodermi")
+ATTACK_NAMES = ("margin", "loss", "confidence", "entropy", "modified_entropy", "svc_mia_efficacy", "shadow", "lira",
+                "encodermi")
 
 
 def cmd_list(ns: argparse.Namespace) -> int:

@@ -5,6 +5,8 @@ from unlearn.mia.encoder_mi import (
     mean_pairwise_cosine,
     pairwise_cosine_vectors,
 )
+from unlearn.mia.lira import lira_offline_likelihood, lira_offline_scores
+from unlearn.mia.shadow import ShadowAttack, fit_shadow_attack, shadow_features, shadow_scores
 from unlearn.mia.stats import (
     attack_metrics,
     balanced_accuracy_best_threshold,
@@ -29,6 +31,12 @@ from unlearn.mia.threshold import (
 )
 
 __all__ = [
+    "ShadowAttack",
+    "fit_shadow_attack",
+    "lira_offline_likelihood",
+    "lira_offline_scores",
+    "shadow_features",
+    "shadow_scores",
     "THRESHOLD_ATTACKS",
     "attack_metrics",
     "balanced_accuracy_best_threshold",
