@@ -18,7 +18,7 @@ TINY = {
     "prepare": {"splits": {"train": 300, "reference": 150, "test": 300}},
     "pretrain": {"backbone": {"name": "small_cnn", "width": 8}, "epochs": 40, "batch_size": 64, "lr": 0.003},
     "forget": {"kind": "class", "classes": [3]},
-    "unlearn": {"finetune": {"epochs": 2}, "gp": {"epochs": 2}},
+    "unlearn": {"methods": ["retrain", "finetune", "gp"], "finetune": {"epochs": 2}, "gp": {"epochs": 2}},
     "verify": {"bootstrap": 50},
 }
 pytestmark = pytest.mark.slow
