@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ATTACK_NAMES = ("margin", "loss", "confidence", "entropy", "modified_entropy", "svc_mia_efficacy", "shadow", "lira",
-                "encodermi")
+                "encodermi", "encodermi_classifier")
 
 
 def cmd_list(ns: argparse.Namespace) -> int:

@@ -23,7 +23,8 @@ from unlearn.data.manifest import PreparedData
 from unlearn.forget import member_partition
 from unlearn.evaluation import accuracy, extract_features, fit_linear_probe, predict_logits, probe_logits
 from unlearn.learners.base import Learner
-from unlearn.mia import THRESHOLD_ATTACKS, attack_metrics, logit_margin, mean_pairwise_cosine, mia_efficacy
+from unlearn.mia import (THRESHOLD_ATTACKS, attack_metrics, fit_encodermi_classifier, logit_margin, mia_efficacy,
+                         pairwise_cosine_vectors)
 from unlearn.mia.lira import lira_offline_scores
 from unlearn.mia.shadow import ShadowAttack, fit_shadow_attack, shadow_features, shadow_scores
 from unlearn.shadow_models import ShadowModelOutputs, train_shadows
@@ -104,7 +105,8 @@ class ModelOutputs:
     """What the attacks see of one model, per set name.
 
     ``logits``: (n, K) float64 class scores (a linear probe's log-probabilities for encoders, fitted on retain).
-    ``view_similarity``: (n,) EncoderMI mean pairwise cosine of augmented views (encoders only).
+    ``view_similarity``: (n, P) sorted pairwise cosine similarities of augmented views, P = V(V-1)/2
+    (encoders only): EncoderMI's threshold variant uses their mean, its classifier variant the whole vector.
     ``shadow``: the run's shadow models (shadow attack and LiRA), or None when disabled.
     """
 
@@ -123,7 +125,7 @@ def collect_outputs(learner: Learner, sets: EvaluationSets, *, encoder_views: in
     logits = {k: probe_logits(probe, f, sets.num_classes) for k, f in feats.items()}
     torch.manual_seed(seed)
     learner.eval()
-    sims = {k: mean_pairwise_cosine(_view_features(learner, x, encoder_views)) for k, x in sets.x.items()}
+    sims = {k: pairwise_cosine_vectors(_view_features(learner, x, encoder_views)) for k, x in sets.x.items()}
     return ModelOutputs(logits, sims, shadow)
 
 
@@ -137,13 +139,37 @@ def attack_scores(outputs: ModelOutputs, labels: dict[str, np.ndarray]) -> dict[
     scores = {name: {k: fn(lg, labels[k]) for k, lg in outputs.logits.items()}
               for name, fn in THRESHOLD_ATTACKS.items()}
     if outputs.view_similarity is not None:
-        scores["encodermi"] = dict(outputs.view_similarity)
+        scores["encodermi"] = {k: v.mean(axis=1) for k, v in outputs.view_similarity.items()}
+        scores["encodermi_classifier"] = encodermi_classifier_scores(outputs.view_similarity)
     if outputs.shadow is not None:
         sh = outputs.shadow
         scores["shadow"] = {k: shadow_scores(sh.attack, shadow_features(lg, labels[k]), labels[k])
                             for k, lg in outputs.logits.items()}
         scores["lira"] = _lira_scores(outputs.logits, labels, sh.out_margins)
     return scores
+
+
+def encodermi_classifier_scores(vectors: dict[str, np.ndarray], seed: int = 0) -> dict[str, np.ndarray]:
+    """EncoderMI's classifier variant (Liu et al. 2021), trained on known members (retain) vs known
+    non-members (test), two-fold cross-fitted so that retain and test are scored by the model that did not see
+    them; forget and nonmember get the mean of both folds' scores (log-odds).
+
+    Shape: each set (n, P) -> (n,).
+    """
+    rng = np.random.default_rng(seed)
+    folds = {k: rng.permutation(len(vectors[k])) % 2 for k in ("retain", "test")}
+    out = {k: np.zeros(len(v)) for k, v in vectors.items()}
+    for fold in (0, 1):
+        model = fit_encodermi_classifier(vectors["retain"][folds["retain"] == fold],
+                                         vectors["test"][folds["test"] == fold], seed=seed)
+        for k, v in vectors.items():
+            score = model.decision_function(v)
+            if k in folds:
+                held_out = folds[k] != fold
+                out[k][held_out] = score[held_out]
+            else:
+                out[k] += score / 2
+    return out
 
 
 def _lira_scores(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray],
