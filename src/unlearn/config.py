@@ -81,12 +81,14 @@ class MethodBudget(_Section):
 
 
 class GradientPenaltyParams(MethodBudget):
+    optimizer: Literal["adam", "sgd"] = "sgd"
+    lr: float = Field(0.01, gt=0)
     stage: Literal["memgp", "paired"] = "memgp"
     lambda_gp: float = Field(1.0, ge=0, description="weight of the input-gradient-norm matching term")
     mu: float = Field(0.1, ge=0, description="weight of the membership-signal matching term")
     forget_batch_size: int = Field(64, ge=2)
     reference_batch_size: int = Field(128, ge=2)
-    max_grad_norm: float | None = Field(None, gt=0, description="clip the global gradient norm (null: off); "
+    max_grad_norm: float | None = Field(1.0, gt=0, description="clip the global gradient norm (null: off); "
                                         "double back-propagation can produce very large steps with SGD")
 
 
