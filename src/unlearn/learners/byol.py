@@ -12,10 +12,9 @@ import torch
 from torch import Tensor
 
 from unlearn.learners import register_learner
-from unlearn.learners.base import Learner
+from unlearn.learners.encoder import EncoderLearner
 from unlearn.models.heads import ProjectionHead
 from unlearn.models.momentum import cosine_momentum, update_momentum
-from unlearn.objectives.alignment import alignment_loss
 from unlearn.objectives.byol_loss import BYOLLoss
 
 logger = logging.getLogger(__name__)
@@ -24,7 +23,7 @@ DEFAULT_STEPS_PER_EPOCH = 10
 
 
 @register_learner
-class BYOLLearner(Learner):
+class BYOLLearner(EncoderLearner):
     """Online backbone + projector + predictor; target backbone + projector updated by EMA.
 
     Config keys: ``momentum`` (the base EMA momentum τ_base, BYOL: 0.996), ``projection_dim``. Projector and
@@ -43,7 +42,6 @@ class BYOLLearner(Learner):
     """
 
     name = "byol"
-    family = "encoder"
 
     ema_step: Tensor
     ema_total_steps: Tensor
@@ -94,12 +92,6 @@ class BYOLLearner(Learner):
         """Symmetrised BYOL loss over two augmented views (mean over the batch of both directions, in [0, 8])."""
         v1, v2 = self.augment(x), self.augment(x)
         return self.criterion(self._online(v1), self._online(v2), self._target(v1), self._target(v2))
-
-    def signal_views(self, x: Tensor) -> list[Tensor]:
-        return [self.augment(x), self.augment(x)]
-
-    def signal(self, views: list[Tensor], y: Tensor) -> Tensor:
-        return alignment_loss(self.features(views[0]), self.features(views[1]))
 
     @torch.no_grad()
     def after_step(self) -> None:

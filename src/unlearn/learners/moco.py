@@ -13,10 +13,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from unlearn.learners import register_learner
-from unlearn.learners.base import Learner
+from unlearn.learners.encoder import EncoderLearner
 from unlearn.models.heads import ProjectionHead
 from unlearn.models.momentum import update_momentum
-from unlearn.objectives.alignment import alignment_loss
 from unlearn.objectives.info_nce import InfoNCEWithQueue, MemoryQueue
 
 logger = logging.getLogger(__name__)
@@ -25,7 +24,7 @@ KEY_BN_GROUPS = 2  # single-device stand-in for MoCo's shuffling BN (see MoCoLea
 
 
 @register_learner
-class MoCoLearner(Learner):
+class MoCoLearner(EncoderLearner):
     """Query backbone + MLP projection head trained by InfoNCE against a momentum key encoder and a queue.
 
     Config keys: ``temperature`` (MoCo v2: 0.2), ``momentum`` (key encoder EMA, MoCo: 0.999),
@@ -41,7 +40,6 @@ class MoCoLearner(Learner):
     """
 
     name = "moco"
-    family = "encoder"
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -87,12 +85,6 @@ class MoCoLearner(Learner):
         if self.training:
             self.queue.enqueue(k)
         return loss
-
-    def signal_views(self, x: Tensor) -> list[Tensor]:
-        return [self.augment(x), self.augment(x)]
-
-    def signal(self, views: list[Tensor], y: Tensor) -> Tensor:
-        return alignment_loss(self.features(views[0]), self.features(views[1]))
 
     @torch.no_grad()
     def after_step(self) -> None:

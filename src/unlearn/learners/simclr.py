@@ -7,13 +7,12 @@ from typing import Any
 
 from torch import Tensor
 
-from unlearn.learners.base import Learner
+from unlearn.learners.encoder import EncoderLearner
 from unlearn.models.heads import ProjectionHead
-from unlearn.objectives.alignment import alignment_loss
 from unlearn.objectives.nt_xent import NTXentLoss
 
 
-class SimCLRLearner(Learner):
+class SimCLRLearner(EncoderLearner):
     """Backbone + projection head trained with NT-Xent.
 
     Shape:
@@ -21,7 +20,6 @@ class SimCLRLearner(Learner):
     """
 
     name = "simclr"
-    family = "encoder"
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -34,8 +32,3 @@ class SimCLRLearner(Learner):
         z2 = self.projection(self.features(self.augment(x)))
         return self.criterion(z1, z2)
 
-    def signal_views(self, x: Tensor) -> list[Tensor]:
-        return [self.augment(x), self.augment(x)]
-
-    def signal(self, views: list[Tensor], y: Tensor) -> Tensor:
-        return alignment_loss(self.features(views[0]), self.features(views[1]))
