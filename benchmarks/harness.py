@@ -81,7 +81,7 @@ def build_scenario(params: Params, raw: RawImages | None = None, cache: bool = T
     seconds = time.perf_counter() - start
     if cache:
         save_checkpoint(path, original, {**original.config(), "seconds": seconds})
-    return Scenario(data, forget_ids(data, params), original, seconds, key)
+    return Scenario(data, forget_ids(data, params), original, seconds, key if cache else "")
 
 
 def run_methods(scenario: Scenario, params: Params, methods: list[str],
