@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,10 +17,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pipeline_project import make_project
 
 from unlearn.io import sha256_file
 
-ROOT = Path(__file__).resolve().parents[1]
 # Tiny digits, forgetting whole classes by request. The thresholds make a verdict hinge on forget accuracy
 # against the retrain reference (the attack rules are opened wide), so that this test of the operation does not
 # depend on how the attack suite is calibrated: the original is caught (it still knows the class), the retrain
@@ -38,11 +37,6 @@ TINY = {
 }
 MODEL, DEPLOYMENT = "digits-supervised", "unlearn-deletion-requests/deletion-requests"
 pytestmark = pytest.mark.slow
-
-
-def _merge(base: dict, over: dict) -> dict:
-    return {k: _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-            for k, v in {**base, **over}.items()}
 
 
 def _free_port() -> int:
@@ -84,30 +78,18 @@ def _stop(proc: subprocess.Popen) -> None:
 def served(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("deletion")
     proj = tmp / "project"
-    proj.mkdir()
-    for name in ("src", "flows"):
-        shutil.copytree(ROOT / name, proj / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
-        shutil.copy(ROOT / name, proj / name)
-    (proj / "data" / "requests").mkdir(parents=True)
-    (proj / "data" / "requests" / ".gitkeep").touch()
-    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
-    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = make_project(proj, TINY)
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               MLFLOW_TRACKING_URI=f"sqlite:///{proj / 'mlflow.db'}", DVC_NO_ANALYTICS="1",
-               PREFECT_HOME=str(tmp / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               PREFECT_LOGGING_LEVEL="INFO", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
-               GIT_COMMITTER_EMAIL="t@t")
+    env.update(PREFECT_HOME=str(tmp / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               PREFECT_LOGGING_LEVEL="INFO")
     env.pop("PREFECT_API_URL", None)
     server = _start([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
                      "--port", str(port)], env, tmp, tmp / "server.log")
     serve = None
     try:
-        for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "i"],
-                    ["dvc", "repro", "--single-item", "prepare"]):
-            subprocess.run(cmd, cwd=proj, env=env, check=True, capture_output=True)
+        subprocess.run(["dvc", "repro", "--single-item", "prepare"], cwd=proj, env=env, check=True,
+                       capture_output=True)
         _wait(lambda: urllib.request.urlopen(f"{api}/health", timeout=2).status == 200, "prefect server", 90,
               server, tmp / "server.log")
         env["PREFECT_API_URL"] = api

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from pipeline_project import make_project
+from pipeline_project import run as _run
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = {
     "prepare": {"splits": {"train": 300, "reference": 150, "test": 300}},
     "pretrain": {"backbone": {"name": "small_cnn", "width": 8}, "epochs": 40, "batch_size": 64, "lr": 0.003},
@@ -24,35 +23,10 @@ TINY = {
 pytestmark = pytest.mark.slow
 
 
-def _merge(base: dict, over: dict) -> dict:
-    return {k: _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-            for k, v in {**base, **over}.items()}
-
-
-def _run(cmd: list[str], cwd: Path, env: dict) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc.stdout + proc.stderr
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     proj = tmp_path_factory.mktemp("project")
-    for name in ("src", "flows"):
-        shutil.copytree(ROOT / name, proj / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
-        shutil.copy(ROOT / name, proj / name)
-    (proj / "data" / "requests").mkdir(parents=True)
-    (proj / "data" / "requests" / ".gitkeep").touch()
-    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
-    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               MLFLOW_TRACKING_URI=f"sqlite:///{proj / 'mlflow.db'}", DVC_NO_ANALYTICS="1",
-               GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
-    _run(["git", "init", "-q"], proj, env)
-    _run(["dvc", "init", "-q"], proj, env)
-    _run(["git", "add", "-A"], proj, env)
-    _run(["git", "commit", "-qm", "init"], proj, env)
+    env = make_project(proj, TINY)
     _run(["dvc", "repro"], proj, env)
     return proj, env
 
