@@ -35,6 +35,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from unlearn.mia.threshold import _check_inputs, logit_margin
+from unlearn.mia.validation import check_features
 
 # Features are clipped to [-100, 100] (logit scale): beyond that p = 1 - e^-100 carries no extra signal, and the
 # -1e9 fillers of a probe's absent classes would put a sample far outside the range the attack was fitted on.
@@ -66,15 +67,6 @@ class ShadowAttack:
 
     global_model: Pipeline
     per_class: dict[int, Pipeline] = field(default_factory=dict)
-
-
-def _check_features(x: np.ndarray, name: str) -> np.ndarray:
-    arr = np.asarray(x, dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[0] == 0:
-        raise ValueError(f"{name} must be a non-empty 2-D array, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or inf")
-    return arr
 
 
 def _check_labels(labels: np.ndarray | None, n: int, name: str) -> np.ndarray:
@@ -112,7 +104,7 @@ def fit_shadow_attack(in_features: np.ndarray, out_features: np.ndarray, in_labe
     Returns:
         The fitted :class:`ShadowAttack`.
     """
-    xi, xo = _check_features(in_features, "in_features"), _check_features(out_features, "out_features")
+    xi, xo = check_features(in_features, "in_features"), check_features(out_features, "out_features")
     if xi.shape[1] != xo.shape[1]:
         raise ValueError(f"feature widths differ: {xi.shape[1]} vs {xo.shape[1]}")
     x, target = np.vstack([xi, xo]), np.r_[np.ones(len(xi)), np.zeros(len(xo))]
@@ -140,7 +132,7 @@ def shadow_scores(attack: ShadowAttack, features: np.ndarray, labels: np.ndarray
     Returns:
         Scores. Shape: (N,).
     """
-    x = _check_features(features, "features")
+    x = check_features(features, "features")
     scores = _log_odds(attack.global_model, x)
     if attack.per_class:
         y = _check_labels(labels, len(x), "labels")

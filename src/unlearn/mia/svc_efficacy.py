@@ -13,6 +13,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from unlearn.mia.threshold import confidence
+from unlearn.mia.validation import check_features
 
 def confidence_features(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Per-sample attack feature: the true-class confidence, as Unlearn-Sparse/SalUn's reported MIA-efficacy.
@@ -29,16 +30,6 @@ def confidence_features(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
         float64 features. Shape: (N, 1).
     """
     return confidence(logits, labels)[:, None]
-
-
-def _check_features(features: np.ndarray, name: str) -> np.ndarray:
-    """Validate a non-empty finite 2-D feature matrix. Shape: (N, F)."""
-    x = np.asarray(features, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] == 0:
-        raise ValueError(f"{name} must be a non-empty 2-D array, got {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} contains NaN or inf")
-    return x
 
 
 def fit_membership_svc(
@@ -62,8 +53,8 @@ def fit_membership_svc(
     Returns:
         The fitted sklearn Pipeline; ``predict`` returns 1 for "member".
     """
-    xm = _check_features(member_features, "member_features")
-    xn = _check_features(nonmember_features, "nonmember_features")
+    xm = check_features(member_features, "member_features")
+    xn = check_features(nonmember_features, "nonmember_features")
     if xm.shape[1] != xn.shape[1]:
         raise ValueError(f"feature widths differ: {xm.shape[1]} vs {xn.shape[1]}")
     if max_per_class < 1:
