@@ -24,7 +24,7 @@ MODEL_NAME = "digits-supervised"
 @pytest.fixture(scope="module")
 def evidence() -> dict:
     rng = np.random.default_rng(0)
-    sizes = {"retain": 60, "forget": 20, "test": 40, "nonmember": 40}
+    sizes = {"retain": 60, "forget": 4, "test": 40, "nonmember": 40}  # forget: the 4 ids of forget.json below
     y = {k: np.arange(n) % 3 for k, n in sizes.items()}
     lg = {k: rng.normal(size=(n, 3)) + 3 * np.eye(3)[y[k]] for k, n in sizes.items()}
     return score_outputs(ModelOutputs(lg, None), y, n_bootstrap=20)
@@ -54,7 +54,8 @@ def project(tmp_path: Path, evidence: dict) -> dict:
                              seconds=1.0, git_commit=None)
     cert_path = write_json(tmp_path / "reports/certificates/gp.json", cert)
     tags = {"unlearn.model_sha256": art["gp"]["sha256"], "unlearn.certificate_sha256": sha256_file(cert_path),
-            "unlearn.forget_sha256": record["sha256"], "unlearn.dataset_fingerprint": fp}
+            "unlearn.forget_sha256": record["sha256"], "unlearn.dataset_fingerprint": fp,
+            "unlearn.reference_sha256": art["retrain"]["sha256"]}
     return {"root": tmp_path, "cert": cert_path, "art": art, "tags": tags}
 
 

@@ -7,6 +7,13 @@ callable, so this module never talks to MLflow), the registered model version ta
 whose ``unlearn.certificate_sha256``, ``unlearn.forget_sha256`` and ``unlearn.dataset_fingerprint`` tags must
 match the certificate file and its contents. A missing or unreadable file is a failed check, never an exception.
 
+Schema v2 certificates also name the retrain reference they used (``reference``): its sha256 must be the
+retrain-reference weights'; the forget-id list it excluded is recomputed from ``forget.json`` (all of it for a
+fresh reference, the samples of ``excluded_request_ids`` for a stale one) and the counts of samples each rule
+judged must add up to it; the registry version must carry the ``unlearn.reference_sha256`` tag. A stale
+reference's own certificate is matched against the version registered by the run that trained it, which keeps
+that run's certificate and the forget list it excluded.
+
 >>> checks = check_certificate("missing.json", registry=None)
 >>> print(checks[0].line())
 MISMATCH  certificate: missing.json: file not found
@@ -79,6 +86,34 @@ def _dataset_check(expected: str, path: Path) -> Check:
     return _compare(name, expected, data.fingerprint, f"{path}, {len(data.ids)} samples re-hashed")
 
 
+def _reference_checks(cert: dict, forget_path: Path) -> list[Check]:
+    """v2: the reference block agrees with the weights and with ``forget.json`` (see the module docstring)."""
+    ref = cert["reference"]
+    checks = [_compare("reference sha256", cert["retrain_reference"]["sha256"], ref["sha256"],
+                       f"{ref['status']} reference, {ref['runs_old']} run(s) old")]
+    try:
+        record = read_json(forget_path)
+        ids, why = record["sample_ids"], record.get("why", {})
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return checks  # the forget-id list check has already failed on this file
+    wanted = {f"request {r}" for r in ref["excluded_request_ids"]}
+    excluded = ids if ref["status"] == "fresh" else [s for s in ids if why.get(s) in wanted]
+    checks.append(_compare("reference excluded-list sha256", ref["excluded_forget_sha256"], sha256_ids(excluded),
+                           f"{len(excluded)} of {len(ids)} forget ids in {forget_path}"))
+    judged = ref["judged"]
+    ok = (judged["attack_rule"] == len(ids) and judged["reference_rules"] + judged["attack_rule_only"] == len(ids)
+          and judged["reference_rules"] in (len(excluded), 0))
+    counts = f"attack {judged['attack_rule']}, reference {judged['reference_rules']}, " \
+             f"attack only {judged['attack_rule_only']}"
+    checks.append(Check("judged sample counts", ok, f"{len(ids)} forget ids, {len(excluded)} excluded", counts))
+    return checks
+
+
+def _stale_self(cert: dict) -> bool:
+    ref = cert.get("reference")
+    return bool(ref) and ref["status"] == "stale" and ref["sha256"] == cert["model"]["sha256"]
+
+
 def _registry_checks(cert: dict, cert_sha: str, registry: RegistryLookup) -> list[Check]:
     model_sha = cert["model"]["sha256"]
     try:
@@ -92,7 +127,16 @@ def _registry_checks(cert: dict, cert_sha: str, registry: RegistryLookup) -> lis
                 "unlearn.dataset_fingerprint": cert["dataset"]["fingerprint"]}
     where = f"version {tags.get('version', '?')}"
     checks = [Check("registry version", True, model_sha, f"{where} tagged unlearn.model_sha256={model_sha}")]
-    for key in REGISTRY_TAGS:
+    keys = list(REGISTRY_TAGS)
+    if _stale_self(cert):  # the version belongs to the run that trained it (see the module docstring)
+        expected["unlearn.forget_sha256"] = cert["reference"]["excluded_forget_sha256"]
+        keys.remove("unlearn.certificate_sha256")
+        checks.append(Check("registry tag unlearn.certificate_sha256", True, actual="not compared",
+                            note=f"{where} is the stale reference: it keeps the certificate of the run that trained it"))
+    elif "reference" in cert:
+        expected["unlearn.reference_sha256"] = cert["reference"]["sha256"]
+        keys.append("unlearn.reference_sha256")
+    for key in keys:
         # the certificate's side is the file (certificate sha) or its content; the registry's side is the tag
         checks.append(_compare(f"registry tag {key}", expected[key], tags.get(key, "missing"), where))
     return checks
@@ -127,6 +171,8 @@ def check_certificate(cert_path: str | Path, *, root: str | Path = ".",
     for key, name in ARTIFACTS:
         checks.append(_file_sha(name, cert[key]["sha256"], root / cert[key]["path"]))
     checks.append(_forget_check(cert["forget"]["sha256"], root / forget_path))
+    if "reference" in cert:  # schema v2
+        checks.extend(_reference_checks(cert, root / forget_path))
     checks.append(_dataset_check(cert["dataset"]["fingerprint"], root / data_path))
     if registry is None:
         checks.append(Check("registry", True, actual="skipped", note="--no-registry"))

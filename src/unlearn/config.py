@@ -190,6 +190,10 @@ class RequestsParams(_Section):
     start_from: Literal["production", "original"] = Field(
         "production", description="sequential unlearning: start each run from the production version's checkpoint "
                                   "(falls back to the original when there is none), or always from the original")
+    retrain_every: int = Field(
+        1, ge=1, description="refresh the retrain reference every N deletion-request runs (1 = every run); in "
+                             "between, runs reuse the last reference and certificates judge the newer requests' "
+                             "samples by the attack rule only (docs/operations.md)")
 
     @model_validator(mode="after")
     def _cron(self) -> "RequestsParams":

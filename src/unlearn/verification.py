@@ -13,7 +13,7 @@ per verify run, summarised by :func:`shadow_reference` and passed to :func:`coll
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -180,6 +180,28 @@ def _lira_scores(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray],
     target = np.concatenate([logit_margin(logits[k], labels[k]) for k in names])
     z = lira_offline_scores(target, np.concatenate([out_margins[k] for k in names], axis=1))
     return dict(zip(names, np.split(z, np.cumsum([len(labels[k]) for k in names])[:-1])))
+
+
+def forget_part(outputs: ModelOutputs, labels: dict[str, np.ndarray],
+                mask: np.ndarray) -> tuple[ModelOutputs, dict[str, np.ndarray]]:
+    """Outputs and labels cut to one part of the forget set (``mask``, aligned with ``forget``), with
+    ``nonmember`` cut to that part's classes, so that a part is compared with non-members of its own classes.
+
+    Shape: forget (n,) mask -> forget (m,), nonmember (k,) -> (k',); other sets unchanged.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    keep = {"forget": mask, "nonmember": np.isin(labels["nonmember"], np.unique(labels["forget"][mask]))}
+    for name, m in keep.items():
+        if m.sum() < 1:
+            raise ValueError(f"this part of the forget set leaves evaluation set {name!r} empty")
+
+    def cut(sets: dict | None, axis: int = 0) -> dict | None:
+        if sets is None:
+            return None
+        return {k: (np.compress(keep[k], v, axis=axis) if k in keep else v) for k, v in sets.items()}
+
+    shadow = outputs.shadow and replace(outputs.shadow, out_margins=cut(outputs.shadow.out_margins, axis=1))
+    return ModelOutputs(cut(outputs.logits), cut(outputs.view_similarity), shadow), cut(labels)
 
 
 def score_outputs(outputs: ModelOutputs, labels: dict[str, np.ndarray], *, n_bootstrap: int = 200,
