@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from harness import Scenario, build_scenario, forget_ids, with_overrides
+from harness import CIFAR_ZIP, Scenario, build_scenario, forget_ids, with_overrides
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedShuffleSplit, cross_val_score
 
@@ -32,7 +32,7 @@ from unlearn.training import resolve_device, seed_everything
 from unlearn.verification import build_evaluation_sets, collect_outputs, score_outputs, train_shadow_reference
 
 ROOT = Path(__file__).resolve().parents[1]
-ZIP = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.zip"
+ZIP = CIFAR_ZIP
 MODELS = ("original", "retrain", "gp")
 KINDS = {"class 3": {"kind": "class", "classes": [3]}, "random 10%": {"kind": "random", "fraction": 0.1}}
 DATASETS = {

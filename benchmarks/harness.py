@@ -6,6 +6,7 @@ Uses the same library calls as the pipeline stages: prepare -> pretrain -> forge
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,10 @@ from unlearn.pretraining import learner_config, train_from_scratch
 from unlearn.stages.unlearn import unlearning_data
 from unlearn.training import resolve_device, seed_everything, to_tensor
 from unlearn.verification import build_evaluation_sets, collect_outputs, score_outputs
+
+
+CIFAR_ZIP = Path(os.environ.get("UNLEARN_CIFAR_ZIP", Path(__file__).resolve().parents[2] / "shared" / "datasets"
+                                / "cifar10-jpeg.zip"))  # UNLEARN_CIFAR_ZIP: a copy elsewhere (e.g. on a GPU host)
 
 
 def prepared_in_memory(params: Params, raw: RawImages | None = None) -> PreparedData:
@@ -85,10 +90,12 @@ def build_scenario(params: Params, raw: RawImages | None = None, cache: bool = T
 
 
 def run_methods(scenario: Scenario, params: Params, methods: list[str],
-                reuse: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+                reuse: dict[str, dict[str, Any]] | None = None,
+                variants: dict[str, tuple[str, dict]] | None = None) -> dict[str, dict[str, Any]]:
     """Model, evidence, seconds and verdict per model name (original, then each method).
 
     ``reuse`` holds earlier results (e.g. the retrain reference) whose models are not trained again.
+    ``variants`` adds rows ``name -> (method, overrides of params.unlearn.<method>)``, e.g. GP ablations.
     """
     device = resolve_device(params.device)
     udata = unlearning_data(scenario.data, scenario.forget, device)
@@ -99,6 +106,9 @@ def run_methods(scenario: Scenario, params: Params, methods: list[str],
             models[m] = (reuse[m]["model"], reuse[m]["seconds"])
             continue
         models[m] = _unlearn(scenario, udata, params, m)
+    for name, (method, overrides) in (variants or {}).items():
+        models[name] = _unlearn(scenario, udata, params, method,
+                                getattr(params.unlearn, method).model_copy(update=overrides))
     out: dict[str, dict[str, Any]] = {}
     for name, (model, seconds) in models.items():
         outputs = collect_outputs(model, sets, encoder_views=params.verify.encoder_views, seed=params.verify.seed)
@@ -107,15 +117,16 @@ def run_methods(scenario: Scenario, params: Params, methods: list[str],
     th = params.verify.thresholds
     controls = cert_lib.control_results(out["original"]["evidence"], out["retrain"]["evidence"], th)
     out["original"]["verdict"] = "caught" if controls["negative"]["verdict"] == "fail" else "not caught"
-    for m in methods:
+    for m in [*methods, *(variants or {})]:
         out[m]["verdict"] = cert_lib.decide(out[m]["evidence"], out["original"]["evidence"],
                                             out["retrain"]["evidence"], th)[0]
     return out
 
 
-def _unlearn(scenario: Scenario, udata, params: Params, method: str) -> tuple[Learner, float]:
+def _unlearn(scenario: Scenario, udata, params: Params, method: str,
+             method_params: Any = None) -> tuple[Learner, float]:
     """Run one method; the retrain reference is cached (it costs as much as pretraining)."""
-    method_params = getattr(params.unlearn, method)
+    method_params = method_params if method_params is not None else getattr(params.unlearn, method)
     key = sha256_bytes(json.dumps([scenario.key, scenario.forget, method_params.model_dump(), params.unlearn.seed],
                                   sort_keys=True).encode())[:16]
     path = CACHE / f"retrain-{key}.pt"

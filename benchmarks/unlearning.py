@@ -9,35 +9,66 @@ ratio to retrain's — mean ± std over seeds. Writes benchmarks/results/unlearn
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import time
 from pathlib import Path
 
 import numpy as np
-from harness import avg_gap, build_scenario, mean_std, run_methods, with_overrides
+import torch
+import yaml
+from harness import CIFAR_ZIP, avg_gap, build_scenario, mean_std, run_methods, with_overrides
 
 from unlearn.config import load_params
 from unlearn.io import write_text
+from unlearn.training import resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
-ZIP = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.zip"
+ZIP = CIFAR_ZIP
 SUPERVISED = ["retrain", "finetune", "ga", "neggrad_plus", "rl", "l1_sparse", "scrub", "salun", "gp"]
 ENCODER = ["retrain", "finetune", "ga", "neggrad_plus", "l1_sparse", "muc", "gp"]
 DATASETS = {
     "digits": {},
     "cifar10": {"prepare": {"source": "imagefolder", "root": str(ZIP), "max_images": 10000,
                             "splits": {"train": 2500, "reference": 2500, "test": 5000}},
-                "pretrain": {"backbone": {"name": "resnet_compact", "width": 8}, "augment": "cifar_weak",
-                             "epochs": 30, "batch_size": 128, "lr": 0.05, "optimizer": "sgd",
-                             "weight_decay": 5e-4}},
+                "pretrain": {"backbone": {"name": "resnet_compact", "width": 16}, "augment": "cifar_weak",
+                             "epochs": 40, "batch_size": 128, "lr": 0.05, "optimizer": "sgd",
+                             "weight_decay": 5e-4, "lr_schedule": "cosine"}},
 }
 ENCODER_PRETRAIN = {"digits": {"augment": "digits", "epochs": 150, "batch_size": 128, "lr": 0.001,
                                "optimizer": "adam"},
-                    "cifar10": {"augment": "cifar_weak", "epochs": 100, "lr": 0.001, "optimizer": "adam"}}
+                    "cifar10": {"augment": "cifar_weak", "epochs": 100, "lr": 0.001, "optimizer": "adam",
+                                "weight_decay": 0.0}}
+DEVICE = (torch.cuda.get_device_name() if resolve_device("auto").type == "cuda"
+          else f"CPU ({torch.get_num_threads()} threads)")
 KINDS = {"random 10%": {"kind": "random", "fraction": 0.1}, "class 3": {"kind": "class", "classes": [3]}}
+# GP ablation rows (``--gp-variants``): name -> overrides of params.unlearn.gp (docs/method.md, "What was tried")
+GP_VARIANTS = {
+    "gp:forget-walk": {"walk": "forget", "epochs": 10},
+    "gp:features": {"penalty_on": "features"},
+    "gp:confidence": {"match": "confidence", "mu": 1.0},
+    "gp:paired": {"stage": "paired"},
+    "gp:adam": {"optimizer": "adam", "lr": 1e-4, "max_grad_norm": None},
+}
 
 
-def scenario_params(base, dataset: str, family: str, kind: str, seed: int):
+def parse_sets(pairs: list[str]) -> dict:
+    """``["pretrain.epochs=2", "unlearn.gp.walk=forget"]`` -> nested overrides (values parsed as YAML)."""
+    out: dict = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {pair!r}: expected key=value")
+        *parents, leaf = key.split(".")
+        node = out
+        for k in parents:
+            node = node.setdefault(k, {})
+        node[leaf] = yaml.safe_load(value)
+    return out
+
+
+def scenario_params(base, dataset: str, family: str, kind: str, seed: int, sets: dict | None = None):
     over = {**DATASETS[dataset]}
     pre = dict(over.get("pretrain", {}), method=family, seed=seed)
     if family != "supervised":
@@ -47,48 +78,78 @@ def scenario_params(base, dataset: str, family: str, kind: str, seed: int):
     over["forget"] = dict(KINDS[kind], seed=seed)
     over["unlearn"] = {"seed": seed}
     over["verify"] = {"require_power": False}
-    return with_overrides(base, over)
+    return with_overrides(with_overrides(base, over), sets or {})
+
+
+def record(dataset: str, family: str, kind: str, seed: int, model: str, result: dict) -> dict:
+    """One JSON-able row of raw results (per seed); tables are built from these (and merged across hosts)."""
+    e = result["evidence"]
+    enc = e["attacks"].get("encodermi", {}).get("auc")
+    return {"dataset": dataset, "family": family, "kind": kind, "seed": seed, "model": model,
+            "seconds": result["seconds"], "verdict": result["verdict"], "device": DEVICE,
+            "evidence": {k: e[k] for k in ("UA", "RA", "TA", "mia_efficacy", "attack_auc", "strongest_attack")}
+            | {"encodermi_auc": enc}}
 
 
 def run(dataset: str, families: list[str], kinds: list[str], seeds: list[int], methods: list[str] | None,
-        cache: bool = True):
+        cache: bool = True, variants: dict | None = None, records_path: Path | None = None, sets: dict | None = None):
     base = load_params(ROOT / "params.yaml")
     results: dict[tuple, list[dict]] = {}
     for family in families:
         names = methods or (SUPERVISED if family == "supervised" else ENCODER)
         for kind in kinds:
             for seed in seeds:
-                params = scenario_params(base, dataset, family, kind, seed)
+                params = scenario_params(base, dataset, family, kind, seed, sets)
                 start = time.perf_counter()
-                res = run_methods(build_scenario(params, cache=cache), params, names)
+                res = run_methods(build_scenario(params, cache=cache), params, names,
+                                  variants={k: ("gp", v) for k, v in (variants or {}).items()})
                 logging.info("%s %s %s seed %d done in %.0fs", dataset, family, kind, seed,
                              time.perf_counter() - start)
-                for model, r in res.items():
-                    results.setdefault((family, kind, model), []).append(r)
-                    e = r["evidence"]
-                    logging.info("  %-12s UA %5.1f RA %5.1f TA %5.1f MIA %.3f AUC %.3f %6.1fs %s", model, e["UA"],
-                                 e["RA"], e["TA"], e["mia_efficacy"], e["attack_auc"], r["seconds"], r["verdict"])
+                rows = [record(dataset, family, kind, seed, model, r) for model, r in res.items()]
+                if records_path is not None:
+                    with open(records_path, "a", encoding="utf-8") as fh:
+                        fh.writelines(json.dumps(row) + "\n" for row in rows)
+                for row in rows:
+                    results.setdefault((family, kind, row["model"]), []).append(row)
+                    e = row["evidence"]
+                    logging.info("  %-14s UA %5.1f RA %5.1f TA %5.1f MIA %.3f AUC %.3f %6.1fs %s", row["model"],
+                                 e["UA"], e["RA"], e["TA"], e["mia_efficacy"], e["attack_auc"], row["seconds"],
+                                 row["verdict"])
     return results
 
 
-def table(results: dict, dataset: str, seeds: list[int]) -> str:
-    lines = [f"### {dataset} ({len(seeds)} seeds: {', '.join(map(str, seeds))})", "",
+def load_records(paths: list[str], dataset: str) -> tuple[dict[tuple, list[dict]], list[int], set[str]]:
+    """Group JSONL records of ``dataset`` by (family, kind, model), each list ordered by seed."""
+    rows = [json.loads(line) for p in paths for line in Path(p).read_text().splitlines() if line.strip()]
+    rows = sorted((r for r in rows if r["dataset"] == dataset), key=lambda r: r["seed"])
+    results: dict[tuple, list[dict]] = {}
+    for r in rows:
+        results.setdefault((r["family"], r["kind"], r["model"]), []).append(r)
+    return results, sorted({r["seed"] for r in rows}), {r["device"] for r in rows}
+
+
+def table(results: dict, dataset: str, seeds: list[int], devices: set[str]) -> str:
+    lines = [f"### {dataset} ({len(seeds)} seeds: {', '.join(map(str, seeds))}; {' / '.join(sorted(devices))})", "",
              "| family | forget | method | UA | RA | TA | MIA-eff. (%) | EncoderMI AUC | attack AUC (strongest) "
              "| Avg. Gap | seconds | × retrain time | verdicts |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (family, kind, model), runs in results.items():
-        ref = results[(family, kind, "retrain")]
+        ref = {r["seed"]: r for r in results[(family, kind, "retrain")]}
+        if any(r["seed"] not in ref for r in runs):
+            raise ValueError(f"{family} / {kind} / {model}: a seed has no retrain reference")
+        ref = [ref[r["seed"]] for r in runs]
         ev = [r["evidence"] for r in runs]
         gaps = [avg_gap(e, rr["evidence"]) for e, rr in zip(ev, ref)]
         ratio = [r["seconds"] / rr["seconds"] for r, rr in zip(runs, ref)]
-        enc = mean_std([e["attacks"]["encodermi"]["auc"] for e in ev]) if "encodermi" in ev[0]["attacks"] else "–"
+        enc = mean_std([e["encodermi_auc"] for e in ev]) if ev[0].get("encodermi_auc") is not None else "–"
         verdicts = ", ".join(f"{v}×{n}" for v, n in zip(*np.unique([r["verdict"] for r in runs],
                                                                     return_counts=True)))
         lines.append(f"| {family} | {kind} | {model} | {mean_std([e['UA'] for e in ev])} | "
                      f"{mean_std([e['RA'] for e in ev])} | {mean_std([e['TA'] for e in ev])} | "
                      f"{mean_std([100 * e['mia_efficacy'] for e in ev])} | {enc} | "
                      f"{mean_std([e['attack_auc'] for e in ev])} | {mean_std(gaps) if model != 'original' or True else ''} | "
-                     f"{mean_std([r['seconds'] for r in runs])} | {mean_std(ratio)} | {verdicts} |")
+                     f"{mean_std([r['seconds'] for r in runs])} | {mean_std(ratio)} | {verdicts} |"
+                     + ("" if len(runs) == len(seeds) else f" ({len(runs)} of {len(seeds)} seeds)"))
     return "\n".join(lines) + "\n"
 
 
@@ -99,20 +160,38 @@ def main() -> None:
     p.add_argument("--kinds", nargs="+", choices=sorted(KINDS), default=sorted(KINDS, reverse=True))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--methods", nargs="+", default=None)
+    p.add_argument("--gp-variants", nargs="*", choices=sorted(GP_VARIANTS), default=None,
+                   help="extra GP ablation rows (no names: all of them)")
+    p.add_argument("--records", default=None, help="append raw per-seed rows to this JSONL file")
+    p.add_argument("--from-records", nargs="+", default=None,
+                   help="build the table from JSONL records (e.g. runs split over processes or hosts); no training")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override params after the scenario's, e.g. pretrain.epochs=2 (smoke tests)")
+    p.add_argument("--section", default=None, help="name of the results section (default: the families)")
     p.add_argument("--out", default=str(ROOT / "benchmarks/results/unlearning.md"))
     p.add_argument("--no-cache", action="store_true",
                    help="train original and retrain afresh (their cached seconds come from earlier runs)")
     ns = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("unlearn.training").setLevel(logging.WARNING)
-    if ns.dataset == "cifar10" and not ZIP.is_file():
-        raise SystemExit(f"skipped: {ZIP} not found (the CIFAR-10 rows need ../shared/datasets/cifar10-jpeg.zip)")
-    results = run(ns.dataset, ns.families, ns.kinds, ns.seeds, ns.methods, cache=not ns.no_cache)
-    text = table(results, ns.dataset, ns.seeds)
+    if not os.environ.get("BENCH_VERBOSE"):
+        logging.getLogger("unlearn.training").setLevel(logging.WARNING)
+    if ns.from_records:
+        results, seeds, devices = load_records(ns.from_records, ns.dataset)
+        families = sorted({f for f, _, _ in results})
+    else:
+        if ns.dataset == "cifar10" and not ZIP.is_file():
+            raise SystemExit(f"skipped: {ZIP} not found (the CIFAR-10 rows need ../shared/datasets/cifar10-jpeg.zip "
+                             "or UNLEARN_CIFAR_ZIP)")
+        variants = None if ns.gp_variants is None else {k: GP_VARIANTS[k] for k in ns.gp_variants or GP_VARIANTS}
+        results = run(ns.dataset, ns.families, ns.kinds, ns.seeds, ns.methods, cache=not ns.no_cache,
+                      variants=variants, records_path=Path(ns.records) if ns.records else None,
+                      sets=parse_sets(ns.set))
+        seeds, devices, families = ns.seeds, {DEVICE}, ns.families
+    text = table(results, ns.dataset, seeds, devices)
     print(text)
     out = Path(ns.out)
     previous = out.read_text() if out.is_file() else ""
-    write_text(out, merge_section(previous, text, ns.dataset, ns.families))
+    write_text(out, merge_section(previous, text, ns.dataset, [ns.section] if ns.section else families))
 
 
 def merge_section(previous: str, section: str, dataset: str, families: list[str]) -> str:

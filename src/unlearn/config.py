@@ -56,6 +56,8 @@ class PretrainParams(_Section):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     optimizer: Literal["adam", "sgd"] = "adam"
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="cosine: the lr decays per epoch to 0 (a converged, reproducible original)")
     temperature: float = Field(0.5, gt=0, description="NT-Xent / InfoNCE temperature")
     projection_dim: int = Field(64, ge=2)
     queue_size: int = Field(4096, ge=2, description="MoCo: number of negatives kept in the queue")
@@ -90,6 +92,15 @@ class GradientPenaltyParams(MethodBudget):
     reference_batch_size: int = Field(128, ge=2)
     max_grad_norm: float | None = Field(1.0, gt=0, description="clip the global gradient norm (null: off); "
                                         "double back-propagation can produce very large steps with SGD")
+    penalty_on: Literal["input", "features"] = Field(
+        "input", description="differentiate s(x) with respect to the input pixels (the paper's reading) or the "
+                             "backbone's penultimate features (cheaper: no double back-propagation through the stem)")
+    match: Literal["loss", "confidence"] = Field(
+        "loss", description="the μ term matches mean s(x) (loss) or mean exp(-s(x)) (bounded: the true-class "
+                            "probability for classifiers) to the non-member level")
+    walk: Literal["retain", "forget"] = Field(
+        "retain", description="what an epoch walks: the retain set (forget batches cycled alongside) or the forget "
+                              "set (retain batches cycled alongside; far fewer steps)")
 
 
 class GradientAscentParams(MethodBudget):

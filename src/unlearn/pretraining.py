@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,8 +32,23 @@ def learner_config(pretrain: Any, in_channels: int, num_classes: int) -> dict[st
         "queue_size": pretrain.queue_size,
         "momentum": pretrain.momentum,
         "training": {"epochs": pretrain.epochs, "batch_size": pretrain.batch_size, "lr": pretrain.lr,
-                     "weight_decay": pretrain.weight_decay, "optimizer": pretrain.optimizer, "seed": pretrain.seed},
+                     "weight_decay": pretrain.weight_decay, "optimizer": pretrain.optimizer, "seed": pretrain.seed,
+                     # only when set: checkpoints and caches made before the option keep their config
+                     **({"lr_schedule": pretrain.lr_schedule} if pretrain.lr_schedule != "constant" else {})},
     }
+
+
+def scheduled_lr(base_lr: float, epoch: int, epochs: int, schedule: str = "constant") -> float:
+    """The learning rate of ``epoch`` (1-based): constant, or cosine decay from ``base_lr`` towards 0 per epoch.
+
+    >>> scheduled_lr(0.1, 1, 10, "cosine"), round(scheduled_lr(0.1, 6, 10, "cosine"), 3)
+    (0.1, 0.05)
+    """
+    if schedule == "constant":
+        return base_lr
+    if schedule == "cosine":
+        return base_lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / epochs))
+    raise ValueError(f"unknown lr schedule {schedule!r}; expected constant or cosine")
 
 
 def train_from_scratch(config: dict[str, Any], images: Tensor, labels: Tensor, *, desc: str = "pretrain",
@@ -64,8 +80,13 @@ def train_from_scratch(config: dict[str, Any], images: Tensor, labels: Tensor, *
         history = load_training_state(resume_path, config, learner, optimizer, generator)
         logger.info("%s: resuming from %s after epoch %d", desc, resume_path, len(history))
 
+    def set_lr(epoch: int) -> None:
+        for group in optimizer.param_groups:
+            group["lr"] = scheduled_lr(t["lr"], epoch, t["epochs"], t.get("lr_schedule", "constant"))
+
     def epoch_end(epoch: int, loss: float) -> None:
         history.append(loss)
+        set_lr(epoch + 1)
         if on_epoch_end is not None:
             on_epoch_end(epoch, loss)
         if monitor is not None and (epoch % monitor_every == 0 or epoch == t["epochs"]):
@@ -73,6 +94,7 @@ def train_from_scratch(config: dict[str, Any], images: Tensor, labels: Tensor, *
         if resume_path is not None and epoch % checkpoint_every == 0 and epoch < t["epochs"]:
             save_training_state(resume_path, config, learner, optimizer, generator, history)
 
+    set_lr(len(history) + 1)
     autocast = "cuda" if amp and images.device.type == "cuda" else None
     fit(learner, lambda idx: learner.training_loss(images[idx], labels[idx]), len(images), epochs=t["epochs"],
         batch_size=t["batch_size"], optimizer=optimizer, generator=generator, desc=desc, on_epoch_end=epoch_end,

@@ -58,6 +58,13 @@ class Learner(nn.Module):
 
     def signal(self, views: list[Tensor], y: Tensor) -> Tensor:
         """Per-sample membership signal s(x): lower for samples the model fits better. Shape: (B,)."""
+        return self.signal_from_features([self.features(v) for v in views], y)
+
+    def signal_from_features(self, features: list[Tensor], y: Tensor) -> Tensor:
+        """s(x) from the backbone (penultimate) features of each view, Shape: V x (B, D) -> (B,).
+
+        Lets the gradient penalty differentiate s with respect to the features instead of the pixels.
+        """
         raise NotImplementedError
 
     def logits(self, x: Tensor) -> Tensor:

@@ -20,5 +20,5 @@ class EncoderLearner(Learner):
     def signal_views(self, x: Tensor) -> list[Tensor]:
         return [self.augment(x), self.augment(x)]
 
-    def signal(self, views: list[Tensor], y: Tensor) -> Tensor:
-        return alignment_loss(self.features(views[0]), self.features(views[1]))
+    def signal_from_features(self, features: list[Tensor], y: Tensor) -> Tensor:
+        return alignment_loss(features[0], features[1])

@@ -33,5 +33,5 @@ class SupervisedLearner(Learner):
     def signal_views(self, x: Tensor) -> list[Tensor]:
         return [x]
 
-    def signal(self, views: list[Tensor], y: Tensor) -> Tensor:
-        return F.cross_entropy(self.logits(views[0]), y, reduction="none")
+    def signal_from_features(self, features: list[Tensor], y: Tensor) -> Tensor:
+        return F.cross_entropy(self.head(features[0]), y, reduction="none")

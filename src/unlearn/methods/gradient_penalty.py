@@ -26,9 +26,13 @@ from unlearn.training import cycle_batches, fit, make_optimizer, prepare_schedul
 logger = logging.getLogger(__name__)
 
 
-def signal_and_input_grad_norm(learner: Learner, x: Tensor, y: Tensor,
-                               create_graph: bool = True) -> tuple[Tensor, Tensor]:
-    """Per-sample membership signal s(x) and ‖∇_x s(x)‖₂ over all of its views.
+def signal_and_input_grad_norm(learner: Learner, x: Tensor, y: Tensor, create_graph: bool = True,
+                               wrt: str = "input") -> tuple[Tensor, Tensor]:
+    """Per-sample membership signal s(x) and ‖∇ s(x)‖₂ over all of its views.
+
+    ``wrt="input"`` differentiates s with respect to the pixels of each view (the paper's reading);
+    ``wrt="features"`` with respect to the backbone's penultimate features of each view (s then only runs the
+    head, or the alignment loss for encoders, on top of them).
 
     Computed in eval mode (BatchNorm uses running statistics) so that samples do not interact, as when an
     attacker queries the model. With ``create_graph`` the norm is differentiable in the weights (double
@@ -37,23 +41,39 @@ def signal_and_input_grad_norm(learner: Learner, x: Tensor, y: Tensor,
     Shape:
         x (B, C, H, W), y (B,) -> s (B,), grad_norm (B,).
     """
+    if wrt not in ("input", "features"):
+        raise ValueError(f"wrt must be 'input' or 'features', got {wrt!r}")
     was_training = learner.training
     learner.eval()
-    views = [v.detach().requires_grad_(True) for v in learner.signal_views(x)]
-    s = learner.signal(views, y)
-    grads = torch.autograd.grad(s.sum(), views, create_graph=create_graph)
+    views = [v.detach().requires_grad_(wrt == "input") for v in learner.signal_views(x)]
+    if wrt == "input":
+        leaves = views
+        s = learner.signal(views, y)
+    else:
+        leaves = [learner.features(v) for v in views]
+        s = learner.signal_from_features(leaves, y)
+    grads = torch.autograd.grad(s.sum(), leaves, create_graph=create_graph)
     sq = sum(g.flatten(1).pow(2).sum(dim=1) for g in grads)
     learner.train(was_training)
     return s, torch.sqrt(sq + 1e-12)
 
 
-def nonmember_targets(learner: Learner, x: Tensor, y: Tensor, batch_size: int = 256) -> tuple[float, float]:
-    """τ_g (mean input-gradient norm) and τ_s (mean signal) over reference non-members, no weight gradients."""
+def matched_statistic(s: Tensor, match: str) -> Tensor:
+    """What the μ term matches per sample: the signal itself (``loss``) or ``exp(-s)`` (``confidence``: the
+    true-class probability of a classifier, bounded in (0, 1]). Shape: (B,) -> (B,)."""
+    return s if match == "loss" else torch.exp(-s)
+
+
+def nonmember_targets(learner: Learner, x: Tensor, y: Tensor, batch_size: int = 256, wrt: str = "input",
+                      match: str = "loss") -> tuple[float, float]:
+    """τ_g (mean gradient norm) and τ_s (mean matched statistic) over reference non-members, no weight
+    gradients."""
     g_sum, s_sum = 0.0, 0.0
     for i in range(0, len(x), batch_size):
-        s, g = signal_and_input_grad_norm(learner, x[i:i + batch_size], y[i:i + batch_size], create_graph=False)
+        s, g = signal_and_input_grad_norm(learner, x[i:i + batch_size], y[i:i + batch_size], create_graph=False,
+                                          wrt=wrt)
         g_sum += g.sum().item()
-        s_sum += s.sum().item()
+        s_sum += matched_statistic(s, match).sum().item()
     return g_sum / len(x), s_sum / len(x)
 
 
@@ -62,29 +82,38 @@ def gradient_penalty(original: Learner, data: UnlearningData, params: GradientPe
     """Unlearn with MEMtrain + gradient penalty (stage ``params.stage``); the original is not modified."""
     if len(data.reference_x) == 0:
         raise ValueError("gp: the reference (non-member) set is empty; the gradient penalty needs it")
+    if len(data.forget_x) == 0:
+        raise ValueError("gp: the forget set is empty; nothing to unlearn")
     learner = copy.deepcopy(original)
-    forget_batches = cycle_batches(len(data.forget_x), params.forget_batch_size, generator)
+    walk_forget = params.walk == "forget"
+    # the set an epoch walks gets the fit loop's index batches; the other one is cycled alongside
+    cycled = cycle_batches(len(data.retain_x) if walk_forget else len(data.forget_x),
+                           params.batch_size if walk_forget else params.forget_batch_size, generator)
     reference_batches = cycle_batches(len(data.reference_x), params.reference_batch_size, generator)
     if params.stage == "memgp":
-        tau_g, tau_s = nonmember_targets(original, data.reference_x, data.reference_y)
+        tau_g, tau_s = nonmember_targets(original, data.reference_x, data.reference_y, wrt=params.penalty_on,
+                                         match=params.match)
         logger.info("gp memgp targets: tau_g=%.4f tau_s=%.4f", tau_g, tau_s)
 
     def batch_loss(idx: Tensor) -> Tensor:
-        f = next(forget_batches)
-        s_f, g_f = signal_and_input_grad_norm(learner, data.forget_x[f], data.forget_y[f])
+        r, f = (next(cycled), idx) if walk_forget else (idx, next(cycled))
+        s_f, g_f = signal_and_input_grad_norm(learner, data.forget_x[f], data.forget_y[f], wrt=params.penalty_on)
         if params.stage == "paired":
-            r = next(reference_batches)
-            s_n, g_n = signal_and_input_grad_norm(learner, data.reference_x[r], data.reference_y[r])
-            target_g, target_s = g_n.mean().detach(), s_n.mean().detach()
+            n = next(reference_batches)
+            s_n, g_n = signal_and_input_grad_norm(learner, data.reference_x[n], data.reference_y[n],
+                                                  wrt=params.penalty_on)
+            target_g, target_s = g_n.mean().detach(), matched_statistic(s_n, params.match).mean().detach()
         else:
             target_g, target_s = tau_g, tau_s
         penalty = (g_f.mean() - target_g) ** 2
-        matching = (s_f.mean() - target_s).abs()
-        utility = learner.training_loss(data.retain_x[idx], data.retain_y[idx])
+        matching = (matched_statistic(s_f, params.match).mean() - target_s).abs()
+        utility = learner.training_loss(data.retain_x[r], data.retain_y[r])
         return utility + params.lambda_gp * penalty + params.mu * matching
 
-    prepare_schedule(learner, params.epochs, len(data.retain_x), params.batch_size)
+    n_walked = len(data.forget_x) if walk_forget else len(data.retain_x)
+    walked_batch = params.forget_batch_size if walk_forget else params.batch_size
+    prepare_schedule(learner, params.epochs, n_walked, walked_batch)
     optimizer = make_optimizer(trainable(learner), params.optimizer, params.lr)
-    fit(learner, batch_loss, len(data.retain_x), epochs=params.epochs, batch_size=params.batch_size,
-        optimizer=optimizer, generator=generator, desc=f"gp-{params.stage}", max_grad_norm=params.max_grad_norm)
+    fit(learner, batch_loss, n_walked, epochs=params.epochs, batch_size=walked_batch, optimizer=optimizer,
+        generator=generator, desc=f"gp-{params.stage}", max_grad_norm=params.max_grad_norm)
     return learner
