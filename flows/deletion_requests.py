@@ -7,6 +7,11 @@ request ``done`` with the production model version and its certificate's sha256 
 passed, its model is registered with that certificate's hash and ``production`` points at it; otherwise
 ``failed`` (the next run retries). The verify stage moves ``production``, and only on a passing certificate.
 
+The retrain reference is refreshed every ``requests.retrain_every`` runs (:func:`unlearn.reference.cadence`). In
+between, the flow pins the stored reference in ``data/requests/reference.json`` (the forget stage reads it and
+``unlearn@retrain`` copies the checkpoint instead of retraining); after a refresh it stores the new reference in
+``models/references/<sha256>.pt`` and records it in ``models/references/current.json``.
+
 ``unlearn serve`` serves this flow as a deployment on the cron schedule ``params.yaml:requests.schedule``;
 ``unlearn ingest`` runs it once. One run at a time per project (a file lock in ``data/ledger/``).
 """
@@ -25,6 +30,7 @@ from prefect import flow, get_run_logger, task
 from unlearn.config import Params, load_params
 from unlearn.data.manifest import load_prepared
 from unlearn.io import atomic_write, read_json, sha256_file, write_json
+from unlearn.reference import cadence, reference_record
 from unlearn.requests.ingest import ACCEPTED_NAME, exclusive, ingest, read_accepted
 from unlearn.requests.ledger import Ledger
 from unlearn.tracking import model_aliases, model_versions
@@ -32,6 +38,9 @@ from unlearn.tracking import model_aliases, model_versions
 REQUESTS_DIR = "data/requests"  # the forget and base stages' dep (dvc.yaml): accepted.json and start.json live here
 START_PIN = f"{REQUESTS_DIR}/start.json"  # which production checkpoint the base stage starts from (dvc.yaml)
 STORE = "models/production"  # local store of checkpoints that held production, by sha256 (dvc.yaml: base --store)
+REFERENCE_PIN = f"{REQUESTS_DIR}/reference.json"  # the stored reference this run reuses (dvc.yaml: forget)
+REFERENCES = "models/references"  # stored retrain references by sha256 (dvc.yaml: unlearn --store)
+CURRENT_REFERENCE = f"{REFERENCES}/current.json"  # the reference in use and how many runs it has served
 
 
 class RequestsFailed(RuntimeError):
@@ -134,6 +143,60 @@ def choose_start(project_dir: str) -> dict:
     return {"from": "production", "version": prod}
 
 
+def _stored_reference(project: Path, record: dict | None) -> bool:
+    path = project / REFERENCES / f"{record['model_sha256']}.pt" if record else None
+    return bool(path and path.is_file() and sha256_file(path) == record["model_sha256"])
+
+
+@task
+def choose_reference(project_dir: str) -> dict:
+    """Reuse the stored retrain reference (pin it, count the run) or leave it to ``unlearn@retrain`` to retrain
+    (remove the pin), following ``requests.retrain_every``."""
+    project = Path(project_dir)
+    params = load_params(project / "params.yaml")
+    pin, current = project / REFERENCE_PIN, project / CURRENT_REFERENCE
+    record = read_json(current) if current.is_file() else None
+    accepted = read_accepted(project / REQUESTS_DIR / ACCEPTED_NAME)
+    fingerprint = read_json(project / "data/prepared/dataset.json")["fingerprint"]
+    refresh, why = cadence(record, sorted(accepted["sample_ids"]), fingerprint, every=params.requests.retrain_every,
+                           stored=_stored_reference(project, record))
+    get_run_logger().info("retrain reference: %s (%s)", "retrain" if refresh else "reuse", why)
+    if refresh:
+        pin.unlink(missing_ok=True)
+        return {"refresh": True, "why": why}
+    record = {**record, "runs": record["runs"] + 1}
+    write_json(current, record)
+    write_json(pin, {**{k: record[k] for k in ("model_sha256", "dataset_fingerprint", "excluded")},
+                     "runs_old": record["runs"] - 1})
+    return {"refresh": False, "why": why, "model_sha256": record["model_sha256"], "runs_old": record["runs"] - 1}
+
+
+@task
+def record_reference(project_dir: str, forget_sha256: str) -> dict | None:
+    """After a refreshing run: store ``models/unlearned/retrain.pt`` as the current reference when it was retrained
+    for this run's forget set (``requests.retrain_every`` 1 keeps no store: every run retrains)."""
+    project = Path(project_dir)
+    params = load_params(project / "params.yaml")
+    metrics_path, model = project / "reports/unlearn/retrain.json", project / "models/unlearned/retrain.pt"
+    if params.requests.retrain_every == 1 or not metrics_path.is_file() or not model.is_file():
+        return None
+    metrics = read_json(metrics_path)
+    sha = sha256_file(model)
+    if metrics.get("forget_sha256") != forget_sha256 or metrics.get("sha256") != sha \
+            or metrics.get("reference", {}).get("source") != "retrained":
+        get_run_logger().warning("retrain reference not recorded: %s was not retrained for forget set %s", model,
+                                 forget_sha256[:12])
+        return None
+    stored = project / REFERENCES / f"{sha}.pt"
+    if not (stored.is_file() and sha256_file(stored) == sha):
+        atomic_write(stored, lambda p: p.write_bytes(model.read_bytes()))
+    accepted = read_accepted(project / REQUESTS_DIR / ACCEPTED_NAME)
+    record = reference_record(sha, read_json(project / "data/prepared/dataset.json")["fingerprint"],
+                              accepted["sample_ids"], [r["request_id"] for r in accepted["requests"]])
+    write_json(project / CURRENT_REFERENCE, record)
+    return {"model_sha256": sha, "excluded_sha256": record["excluded"]["sha256"]}
+
+
 @task
 def certified_outcome(project_dir: str, forget_sha256: str) -> dict:
     """Which registered version now certifies the forget set: the first method of ``verify.promote`` whose
@@ -191,6 +254,8 @@ def deletion_requests(project_dir: str = ".") -> dict:
                              "need forget.kind: requests")
         origin = choose_start(str(project))
         result["started_from"] = origin["from"] + (f" v{origin['version']}" if origin.get("version") else "")
+        ref = choose_reference(str(project))
+        result["reference"] = f"{'retrain' if ref['refresh'] else 'reuse'}: {ref['why']}"
         mark(str(project), pending, "processing", detail=f"forget set {report['forget_sha256'][:12]} "
                                                          f"({report['n_forget']} ids), from {result['started_from']}")
         try:
@@ -198,6 +263,8 @@ def deletion_requests(project_dir: str = ".") -> dict:
             outcome = certified_outcome(str(project), report["forget_sha256"])
         except Exception as exc:  # the ledger must say why before the run reports its failure
             outcome = {"ok": False, "detail": f"pipeline failed: {str(exc)[-800:]}"}
+        if ref["refresh"]:  # also after a failed verdict: the reference itself was retrained for this forget set
+            record_reference(str(project), report["forget_sha256"])
         if outcome["ok"]:
             mark(str(project), pending, "done", detail=outcome["detail"], model_version=outcome["model_version"],
                  certificate_sha256=outcome["certificate_sha256"])

@@ -120,3 +120,43 @@ def test_prefect_flow_runs_stages_under_one_parent_run(project):
     assert {c.data.tags["unlearn.stage"] for c in children} == {"unlearn", "verify"}
     finetunes = client.search_model_versions("name = 'digits-supervised' and tag.`unlearn.method` = 'finetune'")
     assert len(finetunes) == 2  # a new model is a new version; unchanged models are not registered twice
+
+
+def test_a_pinned_reference_is_copied_not_retrained_and_certificates_say_it_is_stale(project):
+    """What the deletion-request flow does between refreshes (requests.retrain_every), through plain `dvc repro`:
+    the pin makes unlearn@retrain copy the stored reference and verify judge the newer part by attacks only.
+    (The pin claims the reference excluded only part of the forget set; here it excluded all of it, which does
+    not matter for the plumbing under test.)"""
+    from unlearn.io import sha256_file, sha256_ids, write_json
+
+    proj, env = project
+    retrain = proj / "models/unlearned/retrain.pt"
+    sha = sha256_file(retrain)
+    (proj / "models/references").mkdir(parents=True, exist_ok=True)
+    (proj / f"models/references/{sha}.pt").write_bytes(retrain.read_bytes())
+    forget = json.loads((proj / "data/forget/forget.json").read_text())
+    excluded = forget["sample_ids"][: forget["n"] // 2]
+    pin = proj / "data/requests/reference.json"
+    write_json(pin, {"model_sha256": sha, "dataset_fingerprint": forget["dataset_fingerprint"], "runs_old": 2,
+                     "excluded": {"sha256": sha256_ids(excluded), "n": len(excluded), "request_ids": [],
+                                  "sample_ids": excluded}})
+    try:
+        out = _run(["dvc", "repro"], proj, env)
+        assert "reusing the pinned reference" in out and "Running stage 'unlearn@retrain'" in out
+        assert sha256_file(retrain) == sha
+        assert json.loads((proj / "reports/unlearn/retrain.json").read_text())["reference"]["source"] == "pinned"
+        certs = {m: json.loads((proj / f"reports/certificates/{m}.json").read_text()) for m in ("gp", "retrain")}
+        ref = certs["gp"]["reference"]
+        assert (ref["status"], ref["runs_old"], ref["sha256"]) == ("stale", 2, sha)
+        assert ref["judged"] == {"attack_rule": forget["n"], "reference_rules": len(excluded),
+                                 "attack_rule_only": forget["n"] - len(excluded)}
+        assert certs["gp"]["parts"]["newer"]["n"] == forget["n"] - len(excluded)
+        assert certs["retrain"]["verdict"] == "fail" and "stale retrain reference" in certs["retrain"]["reasons"][0]
+        assert "STALE" in (proj / "reports/summary.txt").read_text()
+    finally:
+        pin.unlink()
+    out = _run(["dvc", "repro"], proj, env)  # no pin: the engineer's `dvc repro` retrains the reference again
+    assert "reusing the pinned reference" not in out
+    assert json.loads((proj / "reports/unlearn/retrain.json").read_text())["reference"]["source"] == "retrained"
+    cert = json.loads((proj / "reports/certificates/gp.json").read_text())
+    assert cert["reference"]["status"] == "fresh" and cert["parts"] is None

@@ -4,7 +4,9 @@ The registry side (``unlearn.tracking``) turns MLflow model versions into :class
 maps a tag ``unlearn.forget_sha256`` back to its id list (ids never leave ``data/``). Tags read here are those
 the verify stage writes: ``unlearn.role`` (original / retrain_reference / unlearned), ``unlearn.method``,
 ``unlearn.verdict``, ``unlearn.parent_version``, ``unlearn.forget_sha256``, ``unlearn.request_ids``,
-``unlearn.dataset_fingerprint``, ``unlearn.model_sha256``, ``unlearn.certificate_sha256``.
+``unlearn.dataset_fingerprint``, ``unlearn.model_sha256``, ``unlearn.certificate_sha256``, and the reference a
+certificate used: ``unlearn.reference_sha256``, ``unlearn.reference_status`` (fresh / stale),
+``unlearn.reference_runs_old``, ``unlearn.reference_forget_sha256`` (the forget list it excluded).
 
 >>> vs = [Version("1", (), {"unlearn.role": "original", "unlearn.method": "pretrain", "unlearn.verdict": "fail",
 ...                         "unlearn.dataset_fingerprint": "f" * 64}),
@@ -89,8 +91,12 @@ def chain(versions: list[Version], start: str) -> list[Version]:
 
 
 def reference_for(versions: list[Version], v: Version) -> Version | None:
-    """The retrain reference registered for ``v``'s forget set and dataset (the certificate's gold standard):
-    the newest such version not newer than ``v``, else the oldest newer one."""
+    """The retrain reference ``v``'s certificate used: the version whose weights match the tag
+    ``unlearn.reference_sha256``; without that tag (older versions), the retrain reference registered for ``v``'s
+    forget set and dataset, the newest such version not newer than ``v``, else the oldest newer one."""
+    ref_sha = v.tag("reference_sha256")
+    if ref_sha:
+        return next((r for r in _sorted(versions) if r.tag("model_sha256") == ref_sha), None)
     sha, fp = v.tag("forget_sha256"), v.tag("dataset_fingerprint")
     refs = [r for r in _sorted(versions) if r.role == "retrain_reference" and r.tag("forget_sha256") == sha
             and r.tag("dataset_fingerprint") == fp and sha]
@@ -122,14 +128,23 @@ def lineage_lines(name: str, versions: list[Version], start: Version,
             lines.append(f"{pad}forget set {sha[:12]}  requests: {', '.join(rids) or 'none (not request-driven)'}")
         if v.role == "unlearned":
             ref = reference_for(versions, v)
-            lines.append(f"{pad}retrain reference: {'v' + ref.version if ref else 'not registered'}  "
-                         f"certificate sha256 {v.tag('certificate_sha256', '?')[:12]}")
+            lines.append(f"{pad}retrain reference: {'v' + ref.version if ref else 'not registered'}"
+                         f"{_reference_status(v)}  certificate sha256 {v.tag('certificate_sha256', '?')[:12]}")
         lines.append(f"{pad}model sha256 {v.tag('model_sha256', '?')[:12]}  git {v.tag('git_commit', '?')[:10]}")
     fps = {v.tag("dataset_fingerprint") for v in links}
     fp = fps.pop() if len(fps) == 1 else None
     lines.append(f"dataset fingerprint {fp}" if fp else
                  f"dataset fingerprints differ along the chain: {', '.join(sorted(f[:12] for f in fps))}")
     return lines
+
+
+def _reference_status(v: Version) -> str:
+    """`` (fresh)`` or `` (stale: k run(s) old, excluded forget set <sha12>)`` from the reference tags."""
+    status = v.tag("reference_status")
+    if status != "stale":
+        return f" ({status})" if status else ""
+    return (f" (stale: {v.tag('reference_runs_old', '?')} run(s) old, excluded forget set "
+            f"{v.tag('reference_forget_sha256', '?')[:12]}; reference rules on those samples only)")
 
 
 def audit_sample(sample_id: str, versions: list[Version], *, split: str | None, fingerprint: str | None,

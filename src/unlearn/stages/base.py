@@ -36,7 +36,7 @@ def main(ns: argparse.Namespace, params: Params) -> None:
             raise ValueError(f"{src}: sha256 does not match {start} (v{pin['version']}); the store was altered")
         from unlearn.models.checkpoint import read_checkpoint  # torch: only on this path
 
-        ours, theirs = (_architecture(read_checkpoint(p)["config"]) for p in (ns.original, src))
+        ours, theirs = (architecture(read_checkpoint(p)["config"]) for p in (ns.original, src))
         if ours != theirs:
             raise ValueError(f"{src}: v{pin['version']} was built with another model config than {ns.original}; "
                              "sequential unlearning needs the same architecture and recipe")
@@ -48,7 +48,7 @@ def main(ns: argparse.Namespace, params: Params) -> None:
                 info["sha256"][:12])
 
 
-def _architecture(config: dict) -> dict:
+def architecture(config: dict) -> dict:
     """The config without its training budget (a retrain reference may have trained for other epochs)."""
     return {k: v for k, v in config.items() if k != "training"}
 

@@ -1,21 +1,28 @@
-"""Stage ``unlearn@<method>``: apply one unlearning method (or retrain from scratch) to the original model."""
+"""Stage ``unlearn@<method>``: apply one unlearning method (or retrain from scratch) to the original model.
+
+``unlearn@retrain`` retrains the reference unless ``data/forget/reference.json`` (the forget stage) names a
+pinned one: it then copies that checkpoint from the local store ``models/references/<sha256>.pt`` after checking
+its sha256 and architecture, as the base stage does for production (``requests.retrain_every``)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import time
+from pathlib import Path
 
 import torch
 
 from unlearn.config import Params
 from unlearn.data.manifest import load_prepared
 from unlearn.forget import load_forget_record, member_partition
-from unlearn.io import write_json
+from unlearn.io import atomic_write, read_json, sha256_file, write_json
 from unlearn.learners import load_learner
 from unlearn.methods import UnlearningData, get_method
-from unlearn.models.checkpoint import save_checkpoint
+from unlearn.models.checkpoint import read_checkpoint, save_checkpoint
 from unlearn.stages import common
+from unlearn.stages.base import architecture
 from unlearn.tracking import stage_run
 from unlearn.training import resolve_device, seed_everything, to_tensor
 
@@ -33,6 +40,9 @@ def unlearning_data(data, forget_ids: list[str], device: torch.device) -> Unlear
 
 
 def main(ns: argparse.Namespace, params: Params) -> None:
+    reference = read_json(ns.reference) if ns.reference else {"source": "retrain"}
+    if ns.method == "retrain" and reference["source"] == "pinned":
+        return copy_pinned_reference(ns, params, reference)
     method = get_method(ns.method)
     method_params = getattr(params.unlearn, ns.method)
     device = resolve_device(params.device)
@@ -51,8 +61,36 @@ def main(ns: argparse.Namespace, params: Params) -> None:
         tracker.set_tags({"unlearn.method": ns.method, "unlearn.model_sha256": sha,
                           "unlearn.forget_sha256": record["sha256"]})
     write_json(ns.metrics, {"method": ns.method, "seconds": seconds, "sha256": sha,
-                            "params": method_params.model_dump(), "forget_sha256": record["sha256"]})
+                            "params": method_params.model_dump(), "forget_sha256": record["sha256"],
+                            **({"reference": {"source": "retrained"}} if ns.method == "retrain" else {})})
     logger.info("%s: %.2fs, %d forgotten, %d retained", ns.method, seconds, len(udata.forget_x), len(udata.retain_x))
+
+
+def copy_pinned_reference(ns: argparse.Namespace, params: Params, reference: dict) -> None:
+    """Copy the pinned reference from the store (sha256 and architecture checked) instead of retraining."""
+    start, sha = time.perf_counter(), reference["model_sha256"]
+    src = Path(ns.store) / f"{sha}.pt"
+    if not src.is_file():
+        raise FileNotFoundError(f"{src}: the retrain reference pinned by {ns.reference} is not in the local store; "
+                                "delete data/requests/reference.json to retrain it")
+    if sha256_file(src) != sha:
+        raise ValueError(f"{src}: sha256 does not match the pinned reference {sha[:12]}; the store was altered")
+    ours, theirs = (architecture(read_checkpoint(p)["config"]) for p in (ns.original, src))
+    if ours != theirs:
+        raise ValueError(f"{src}: the pinned reference was built with another model config than {ns.original}")
+    atomic_write(ns.out, lambda p: shutil.copyfile(src, p))
+    seconds = time.perf_counter() - start
+    with stage_run("unlearn", params.experiment_name, run_name="unlearn/retrain") as tracker:
+        tracker.log_metrics({"seconds": seconds})
+        tracker.set_tags({"unlearn.method": "retrain", "unlearn.model_sha256": sha, "unlearn.reference": "pinned",
+                          "unlearn.forget_sha256": reference["excluded"]["sha256"]})
+    write_json(ns.metrics, {"method": "retrain", "seconds": seconds, "sha256": sha,
+                            "params": params.unlearn.retrain.model_dump(),
+                            "forget_sha256": reference["excluded"]["sha256"],
+                            "reference": {"source": "pinned", "status": reference["status"],
+                                          "runs_old": reference["runs_old"]}})
+    logger.info("retrain: reusing the pinned reference %s (%s, %d run(s) old; it excluded %d of the forget set)",
+                sha[:12], reference["status"], reference["runs_old"], reference["excluded"]["n"])
 
 
 if __name__ == "__main__":
@@ -63,4 +101,6 @@ if __name__ == "__main__":
     args.add_argument("--original", default="models/original.pt")
     args.add_argument("--out", required=True)
     args.add_argument("--metrics", required=True)
+    args.add_argument("--reference", default=None, help="data/forget/reference.json of the forget stage")
+    args.add_argument("--store", default="models/references", help="stored retrain references, by sha256")
     common.run(main, args)

@@ -1,6 +1,10 @@
 """Stage ``verify``: measure original, retrain and every unlearned model with the attack suite; write one
 certificate per model, the method table, plots; register every model in MLflow with its lineage tags and move
-the ``production`` alias only to a model whose certificate passed."""
+the ``production`` alias only to a model whose certificate passed.
+
+With a stale retrain reference (``requests.retrain_every``; ``data/forget/reference.json``) every model is also
+scored on the two parts of the forget set (:mod:`unlearn.stages.verify_reference`), and the stale reference's
+registered version keeps the tags of the run that trained it (its forget set is the one it excluded)."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from unlearn.io import read_json, sha256_file, write_json, write_text
 from unlearn.learners import load_learner
 from unlearn.report import render_table, summary_row
 from unlearn.stages import common
+from unlearn.stages import verify_reference as vref
 from unlearn.stages.verify_plots import write_plots
 from unlearn.tracking import find_version_by_tag, git_commit, set_alias, set_version_tags, stage_run
 from unlearn.training import resolve_device
@@ -53,11 +58,17 @@ def main(ns: argparse.Namespace, params: Params) -> None:
     shadow = train_shadow_reference(load_learner(paths["original"], device)[0].config(), data, sets,
                                     n_shadow=params.verify.shadow_models, seed=params.verify.seed)
     evidence, outputs, learners = measure(paths, sets, params, device, shadow)
-    controls = cert_lib.control_results(evidence["original"], evidence["retrain"], th)
     forget_info = {"sha256": record["sha256"], "n": record["n"], "kind": record["kind"],
                    "request_ids": sorted({w.split(" ", 1)[1] for w in record["why"].values()
                                           if w.startswith("request ")})}
     artifact = {name: {"path": str(p), "sha256": shas[name]} for name, p in paths.items()}
+    reference, excluded_ids = vref.load_reference(ns.reference, record, forget_info, artifact["retrain"])
+    logger.info("%s", vref.describe(reference))
+    by_part = None if excluded_ids is None else vref.part_evidence(
+        outputs, sets.y, vref.part_masks(data, record["sample_ids"], excluded_ids),
+        n_bootstrap=params.verify.bootstrap, seed=params.verify.seed)
+    controls = cert_lib.control_results(evidence["original"], evidence["retrain"], th,
+                                        vref.parts_for("original", by_part))
     base = _base_info(ns)  # the model unlearning started from: the original, or production (sequential requests)
     start = artifact["original"] if base["from"] == "original" else {"path": base["path"], "sha256": base["sha256"]}
     certs = {}
@@ -67,7 +78,8 @@ def main(ns: argparse.Namespace, params: Params) -> None:
             parent=artifact["original"] if m == "retrain" else start, retrain_ref=artifact["retrain"],
             dataset_fingerprint=data.fingerprint,
             forget=forget_info, thresholds=th, seconds=seconds[m], git_commit=git_commit(),
-            metrics={"unlearned": evidence[m], "original": evidence["original"], "retrain": evidence["retrain"]})
+            metrics={"unlearned": evidence[m], "original": evidence["original"], "retrain": evidence["retrain"]},
+            reference=reference, parts=vref.parts_for(m, by_part))
         write_json(Path(ns.certificates) / f"{m}.json", certs[m])
     verdicts = {"original": controls["negative"]["verdict"], **{m: certs[m]["verdict"] for m in methods}}
     rows = [summary_row(n, "original" if n == "original" else n, evidence[n], seconds[n],
@@ -75,15 +87,16 @@ def main(ns: argparse.Namespace, params: Params) -> None:
             for n in paths]
     plots = write_plots(Path(ns.plots), outputs, sets.y)
     versions = register_all(params, learners, sets, artifact, certs, data.fingerprint, record, verdicts, plots,
-                            evidence, ns)
+                            evidence, ns, reference)
     for row in rows:
         row["version"] = versions[row["model"]]
     write_json(ns.metrics, {r["model"]: {k: r[k] for k in ("UA", "RA", "TA", "mia_efficacy", "attack_auc",
                                                            "seconds")} for r in rows})
     write_json(ns.summary, {"rows": rows, "controls": controls, "dataset_fingerprint": data.fingerprint,
-                            "forget_sha256": record["sha256"], "registered_model": params.registered_model_name})
+                            "forget_sha256": record["sha256"], "registered_model": params.registered_model_name,
+                            "reference": certs["retrain"]["reference"]})
     table = render_table(rows, f"{params.prepare.source} / {params.pretrain.method} / forget {record['kind']}"
-                               f" ({record['n']} samples)")
+                               f" ({record['n']} samples)\n{vref.describe(reference)}")
     write_text(Path(ns.summary).with_suffix(".txt"), table)
     logger.info("\n%s", table)
     if controls["negative"]["verdict"] == "pass" and params.verify.require_power:
@@ -92,8 +105,11 @@ def main(ns: argparse.Namespace, params: Params) -> None:
                          "with measurable leakage, or set verify.require_power: false to record this run anyway.")
 
 
-def register_all(params, learners, sets, artifact, certs, fingerprint, record, verdicts, plots, evidence, ns):
-    """Register each model once (matched by weight sha256) with lineage tags; move 'production' on pass."""
+def register_all(params, learners, sets, artifact, certs, fingerprint, record, verdicts, plots, evidence, ns,
+                 reference):
+    """Register each model once (matched by weight sha256) with lineage tags; move 'production' on pass.
+
+    A stale reference is registered already, by the run that trained it: its version keeps that run's tags."""
     name = params.registered_model_name
     example = sets.x["test"][:1].cpu().numpy()
     versions: dict[str, str] = {}
@@ -107,6 +123,10 @@ def register_all(params, learners, sets, artifact, certs, fingerprint, record, v
         for model_name in ["original", *params.unlearn.methods]:
             sha = artifact[model_name]["sha256"]
             version = find_version_by_tag(name, "unlearn.model_sha256", sha)
+            stale = model_name == "retrain" and reference["status"] == "stale"
+            if stale and version is not None:
+                versions[model_name] = version
+                continue
             tags = {"unlearn.role": "original" if model_name == "original" else
                     ("retrain_reference" if model_name == "retrain" else "unlearned"),
                     "unlearn.method": "pretrain" if model_name == "original" else model_name,
@@ -114,11 +134,12 @@ def register_all(params, learners, sets, artifact, certs, fingerprint, record, v
                     "unlearn.git_commit": git_commit() or "unknown", "unlearn.verdict": verdicts[model_name]}
             if model_name != "original":
                 parent = None if model_name == "retrain" else _base_info(ns).get("version")
+                rids = reference["excluded_request_ids"] if stale else certs[model_name]["forget"]["request_ids"]
+                forget_sha = reference["excluded_forget_sha256"] if stale else record["sha256"]
                 tags.update({"unlearn.parent_version": parent or versions["original"],
-                             "unlearn.forget_sha256": record["sha256"],
+                             "unlearn.forget_sha256": forget_sha,
                              "unlearn.certificate_sha256": sha256_file(Path(ns.certificates) / f"{model_name}.json"),
-                             "unlearn.request_ids":
-                                 ",".join(certs[model_name]["forget"]["request_ids"])[:4000] or "none"})
+                             "unlearn.request_ids": ",".join(rids)[:4000] or "none", **vref.reference_tags(reference)})
             if version is None:
                 learner = learners[model_name].cpu().eval()
                 version = tracker.register_model(learner, name, example, artifact_name=model_name)
@@ -151,4 +172,5 @@ if __name__ == "__main__":
     args.add_argument("--metrics", default="reports/metrics.json")
     args.add_argument("--summary", default="reports/summary.json")
     args.add_argument("--base-info", default=None, help="reports/base.json of the base stage")
+    args.add_argument("--reference", default=None, help="data/forget/reference.json of the forget stage")
     common.run(main, args)
