@@ -58,3 +58,26 @@ def test_a_checkpoint_of_another_architecture_is_refused(paths):
     write_json(paths.start, {"registered_model": "m", "version": "3", "model_sha256": sha})
     with pytest.raises(ValueError, match="same architecture"):
         main(paths, Params())
+
+
+def test_a_pinned_retrain_reference_must_be_in_the_store_intact_and_of_the_same_architecture(paths, tmp_path):
+    """unlearn@retrain copies a pinned reference instead of retraining, checked like the base stage's pin."""
+    from unlearn.stages.unlearn import main as unlearn_main
+
+    sha = _ckpt(paths.store / "tmp.pt", width=16)
+    shutil.move(paths.store / "tmp.pt", paths.store / f"{sha}.pt")
+    reference = tmp_path / "reference.json"
+    write_json(reference, {"source": "pinned", "model_sha256": sha, "status": "stale", "runs_old": 1,
+                           "excluded": {"sha256": "e" * 64, "n": 2, "request_ids": [], "sample_ids": ["a", "b"]}})
+    ns = argparse.Namespace(method="retrain", reference=str(reference), store=str(paths.store),
+                            original=str(paths.original), out=str(tmp_path / "retrain.pt"),
+                            metrics=str(tmp_path / "retrain.json"))
+    with pytest.raises(ValueError, match="another model config"):
+        unlearn_main(ns, Params())
+    (paths.store / f"{sha}.pt").write_bytes(b"tampered")
+    with pytest.raises(ValueError, match="store was altered"):
+        unlearn_main(ns, Params())
+    (paths.store / f"{sha}.pt").unlink()
+    with pytest.raises(FileNotFoundError, match="delete data/requests/reference.json"):
+        unlearn_main(ns, Params())
+    assert not (tmp_path / "retrain.pt").exists()
