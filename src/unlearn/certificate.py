@@ -102,15 +102,10 @@ NO_EXCLUDED = ("the retrain reference excluded too few samples of this forget se
                "trained on to compare against; refresh the reference")
 
 
-def _excluded(metrics: dict[str, dict], parts: Parts | None) -> dict[str, dict] | None:
-    """Evidence per model on the samples the reference never trained on (all of them when it is fresh)."""
-    return metrics if parts is None else parts["excluded"]
-
-
 def control_results(original: dict, retrain: dict, th: Thresholds, parts: Parts | None = None) -> dict[str, dict]:
     """Negative control (original must be caught) and positive control (retrain must not be), on the samples
     the reference excluded (``parts``: a stale reference, see the module docstring)."""
-    excl = _excluded({"original": original, "retrain": retrain}, parts)
+    excl = {"original": original, "retrain": retrain} if parts is None else parts["excluded"]
     negative = attack_violations(original, th)
     if excl is None:
         positive = [NO_EXCLUDED]
@@ -206,8 +201,9 @@ def build_certificate(*, method: str, method_params: dict, model: dict, parent: 
         raise ValueError(f"a {reference['status']} reference needs "
                          f"{'the evidence split into parts' if parts is None else 'no parts'}")
     verdict, reasons = decide(metrics["unlearned"], metrics["original"], metrics["retrain"], th, parts)
-    if _stale_self(model, reference):
-        verdict, reasons = "fail", _stale_self(model, reference) + (reasons if verdict == "fail" else [])
+    stale_self = _stale_self(model, reference)
+    if stale_self:
+        verdict, reasons = "fail", stale_self + (reasons if verdict == "fail" else [])
     n_forget = metrics["unlearned"]["n"]["forget"]
     cert = {
         "schema": SCHEMA_ID,
