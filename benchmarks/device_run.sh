@@ -43,17 +43,19 @@ if [ "$MODE" = smoke ]; then
   job r18 150 python3 pretrain.py --sections throughput resnet18 --budget-seconds 8 --out "$OUT/res/smoke_r18.md"
 else
   for seed in 0 1 2; do
-    job "cifar_sup_$seed" "$LIMIT" $U --dataset cifar10 --families supervised --seeds $seed \
-        --kinds "random 10%" "class 3" --gp-variants --records "$OUT/res/cifar_supervised_$seed.jsonl" \
-        --out "$OUT/res/u_cifar_sup_$seed.md" --no-cache
+    for kind in "random 10%" "class 3"; do
+      tag="${kind%% *}"
+      job "cifar_sup_${seed}_$tag" "$LIMIT" $U --dataset cifar10 --families supervised --seeds $seed --kinds "$kind" \
+          --gp-variants --records "$OUT/res/cifar_supervised_${seed}_$tag.jsonl" --out "$OUT/res/u_cs_${seed}_$tag.md" --no-cache
+    done
   done
   for fam in simclr moco byol; do
     job "digits_$fam" "$LIMIT" $U --dataset digits --families $fam --seeds 0 1 2 --kinds "random 10%" "class 3" \
-        --gp-variants gp:forget-walk gp:features --records "$OUT/res/digits_$fam.jsonl" --out "$OUT/res/u_digits_$fam.md" --no-cache
+        --gp-variants gp:norm gp:norm-forget-walk --records "$OUT/res/digits_$fam.jsonl" --out "$OUT/res/u_digits_$fam.md" --no-cache
     job "cifar_$fam" "$LIMIT" $U --dataset cifar10 --families $fam --seeds 0 1 2 --kinds "random 10%" \
         --records "$OUT/res/cifar_$fam.jsonl" --out "$OUT/res/u_cifar_$fam.md" --no-cache
   done
-  job r18 "$LIMIT" python3 pretrain.py --sections resnet18 --budget-seconds "${R18_BUDGET:-60}" --out "$OUT/res/r18.md"
+  job r18 "$LIMIT" python3 pretrain.py --sections resnet18 --budget-seconds "${R18_BUDGET:-40}" --out "$OUT/res/r18.md"
   job pre_gpu "$LIMIT" python3 pretrain.py --sections throughput cifar10k --out "$OUT/res/pretrain_gpu.md"
 fi
 sleep 5; nvidia-smi > "$OUT/logs/nvidia-smi-busy.txt" 2>&1

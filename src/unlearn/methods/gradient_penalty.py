@@ -107,6 +107,9 @@ def gradient_penalty(original: Learner, data: UnlearningData, params: GradientPe
             target_g, target_s = tau_g, tau_s
         penalty = (g_f.mean() - target_g) ** 2
         matching = (matched_statistic(s_f, params.match).mean() - target_s).abs()
+        if params.normalize:  # relative errors: the terms no longer scale with the model's gradient/loss level
+            penalty = penalty / (target_g ** 2 + 1e-12)
+            matching = matching / (abs(target_s) + 1e-12)
         utility = learner.training_loss(data.retain_x[r], data.retain_y[r])
         return utility + params.lambda_gp * penalty + params.mu * matching
 
