@@ -94,6 +94,19 @@ def test_the_controls_are_judged_on_the_samples_the_reference_excluded(stale):
     assert control_results(newer["original"], newer["retrain"], TH)["positive"]["verdict"] == "fail"
 
 
+def test_newer_samples_on_which_the_attacks_have_no_power_certify_nothing(stale):
+    """The attack rule alone judges the newer samples: when it cannot catch the original there, it proves nothing."""
+    whole, by_part = stale
+    parts = parts_for("good", by_part)
+    parts["newer"] = {**parts["newer"], "original": by_part["newer"]["good"]}  # an original that leaks nothing there
+    controls = control_results(whole["original"], whole["retrain"], TH, parts)
+    assert controls["negative"]["verdict"] == "fail" and controls["negative_newer"]["verdict"] == "pass"
+    verdict, reasons = decide(whole["good"], whole["original"], whole["retrain"], TH, parts)
+    assert verdict == "inconclusive" and "negative control on the newer samples passed" in reasons[0]
+    assert control_results(whole["original"], whole["retrain"], TH, parts_for("good", by_part))[
+        "negative_newer"]["verdict"] == "fail"  # the fixture's original remembers the newer samples: caught
+
+
 def test_a_reference_that_excluded_none_of_the_forget_set_certifies_nothing(stale):
     whole, by_part = stale
     parts = {"excluded": None, "newer": {"unlearned": whole["good"], "original": whole["original"],

@@ -25,6 +25,10 @@ requests' samples) splits the forget set into ``parts``: ``excluded`` (samples i
 - the positive control is the reference's attack rule on the excluded part; when the reference excluded fewer
   than :data:`unlearn.reference.MIN_EXCLUDED` samples of this forget set (``parts["excluded"]`` is None), there is
   nothing to compare against and no positive control: every verdict is ``inconclusive``;
+- a second negative control, ``negative_newer``: the original must be caught by the attack rule on the newer
+  part alone, the only rule that judges those samples; when it is not, that rule has no power there and every
+  verdict is ``inconclusive`` (measured on digits: without it, a model that still classified 85% of a newer
+  forgotten class passed on the attack rule alone);
 - the stale reference itself fails its own certificate: it trained on the newer samples.
 
 A fresh reference (it excluded exactly this forget set; ``parts`` None) gives exactly the rules above it.
@@ -98,6 +102,7 @@ def utility_violations(evidence: dict, original: dict, th: Thresholds) -> list[s
     return []
 
 
+NEWER = "the newer samples (the reference trained on them)"
 NO_EXCLUDED = ("the retrain reference excluded too few samples of this forget set: there is no sample it never "
                "trained on to compare against; refresh the reference")
 
@@ -112,8 +117,12 @@ def control_results(original: dict, retrain: dict, th: Thresholds, parts: Parts 
     else:
         negative += reference_violations(excl["original"], excl["retrain"], th)
         positive = attack_violations(excl["retrain"], th, "the samples it excluded" if parts else "the forget set")
-    return {"negative": {"model": "original", "verdict": "fail" if negative else "pass", "reasons": negative},
-            "positive": {"model": "retrain", "verdict": "fail" if positive else "pass", "reasons": positive}}
+    out = {"negative": {"model": "original", "verdict": "fail" if negative else "pass", "reasons": negative},
+           "positive": {"model": "retrain", "verdict": "fail" if positive else "pass", "reasons": positive}}
+    if parts is not None and parts["newer"] is not None:
+        newer = attack_violations(parts["newer"]["original"], th, NEWER)
+        out["negative_newer"] = {"model": "original", "verdict": "fail" if newer else "pass", "reasons": newer}
+    return out
 
 
 def privacy_violations(evidence: dict, retrain: dict, th: Thresholds, parts: Parts | None = None) -> list[str]:
@@ -123,7 +132,7 @@ def privacy_violations(evidence: dict, retrain: dict, th: Thresholds, parts: Par
         return attack_violations(evidence, th) + reference_violations(evidence, retrain, th)
     out = attack_violations(evidence, th)
     if parts["newer"] is not None:
-        out += attack_violations(parts["newer"]["unlearned"], th, "the newer samples (the reference trained on them)")
+        out += attack_violations(parts["newer"]["unlearned"], th, NEWER)
     excl = parts["excluded"]
     return out + ([] if excl is None else reference_violations(excl["unlearned"], excl["retrain"], th))
 
@@ -138,6 +147,10 @@ def decide(evidence: dict, original: dict, retrain: dict, th: Thresholds,
     if controls["positive"]["verdict"] == "fail":
         return "inconclusive", ["positive control failed: the retrain reference itself is flagged ("
                                 + "; ".join(controls["positive"]["reasons"]) + ")"]
+    if controls.get("negative_newer", {}).get("verdict") == "pass":
+        return "inconclusive", ["negative control on the newer samples passed: the attack rule, the only rule for "
+                                "the samples the stale reference trained on, cannot tell the original model from "
+                                "non-members there, so their removal cannot be certified; refresh the reference"]
     reasons = privacy_violations(evidence, retrain, th, parts) + utility_violations(evidence, original, th)
     return ("fail", reasons) if reasons else ("pass", ["indistinguishable from non-members within the thresholds"
                                                        " and utility kept"])
