@@ -21,16 +21,20 @@ from unlearn.io import write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 STORE = Path(__file__).resolve().parent / ".cache" / "gp_ablation.json"  # lets an interrupted run resume
-SGD = {"optimizer": "sgd", "lr": 0.01}
-ADAM = {"optimizer": "adam", "max_grad_norm": None}  # the first defaults: Adam, no clipping
+FW = {"walk": "forget", "epochs": 10, "normalize": True}  # walk the forget set, scale-free terms
 VARIANTS = {
-    "adam 1e-3 (the first default)": {**ADAM, "lr": 1e-3},
-    "adam 1e-4": {**ADAM, "lr": 1e-4},
-    "adam 1e-4, λ=0, μ=0 (= fine-tune with the same budget)": {**ADAM, "lr": 1e-4, "lambda_gp": 0.0, "mu": 0.0},
-    "adam 1e-4, λ=0.1": {**ADAM, "lr": 1e-4, "lambda_gp": 0.1},
-    "sgd 0.01, clip 1.0 (DESIGN §7 sketch; unclipped it diverges to NaN in epoch 1) = the new default":
-        {**SGD, "max_grad_norm": 1.0},
-    "adam 1e-4, paired (Algorithm 1)": {**ADAM, "lr": 1e-4, "stage": "paired"},
+    "default (memgp, walk retain, 5 epochs, SGD 0.01, clip 1, λ=1, μ=0.1)": {},
+    "walk forget, normalized, 10 epochs": FW,
+    "... lr 0.001": {**FW, "lr": 0.001},
+    "... lr 0.001, λ=0, μ=0 (= fine-tune with the same budget)": {**FW, "lr": 0.001, "lambda_gp": 0.0, "mu": 0.0},
+    "... lr 0.001, λ=0 (loss matching only)": {**FW, "lr": 0.001, "lambda_gp": 0.0, "mu": 1.0},
+    "... lr 0.001, λ=0.1": {**FW, "lr": 0.001, "lambda_gp": 0.1},
+    "... lr 0.001, μ=1": {**FW, "lr": 0.001, "mu": 1.0},
+    "... lr 0.001, μ=1, confidence matching": {**FW, "lr": 0.001, "mu": 1.0, "match": "confidence"},
+    "... lr 0.001, penalty on features": {**FW, "lr": 0.001, "penalty_on": "features"},
+    "... adam 1e-4, no clipping": {**FW, "optimizer": "adam", "lr": 1e-4, "max_grad_norm": None},
+    "... lr 0.001, 3 epochs": {**FW, "lr": 0.001, "epochs": 3},
+    "... lr 0.001, paired (Algorithm 1)": {**FW, "lr": 0.001, "stage": "paired"},
 }
 
 
@@ -48,8 +52,9 @@ def main() -> None:
     base = scenario_params(load_params(ROOT / "params.yaml"), ns.dataset, ns.family, ns.kind, ns.seed)
     scenario = build_scenario(base)
     ref = run_methods(scenario, base, ["retrain"])
+    store = STORE.with_name(f"gp_ablation-{scenario.key}-{ns.kind.replace(' ', '_').replace('%', '')}.json")
     rows = [("original", ref["original"]), ("retrain", ref["retrain"])]
-    done = json.loads(STORE.read_text()) if STORE.is_file() else {}
+    done = json.loads(store.read_text()) if store.is_file() else {}
     skipped: list[str] = []
     for name, over in VARIANTS.items():
         if name in done:  # measured by an earlier (interrupted) run of this script
@@ -66,7 +71,7 @@ def main() -> None:
                      e["mia_efficacy"], e["attack_auc"], res["verdict"], time.perf_counter() - start)
         rows.append((name, res))
         done[name] = {"evidence": res["evidence"], "seconds": res["seconds"], "verdict": res["verdict"]}
-        write_text(STORE, json.dumps(done, default=float))
+        write_text(store, json.dumps(done, default=float))
     lines = [f"# GP ablation: {ns.dataset}, {ns.family}, forget {ns.kind}, seed {ns.seed}", "",
              "Scenario as in `benchmarks/unlearning.py` (`scenario_params`); every variant starts from the same "
              "original and is compared with the same retrain reference; all other GP knobs at their params.yaml "

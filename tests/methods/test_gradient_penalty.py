@@ -1,6 +1,8 @@
 """The gradient-penalty term: analytic input gradient on a linear softmax model, finite differences for the
 double back-propagation, and the method's effect on a deliberately overfit tiny model."""
 
+import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -67,3 +69,129 @@ def test_signal_uses_eval_mode_and_restores_training_flag():
 def test_gp_params_defaults_are_the_design_starting_point():
     p = GradientPenaltyParams()
     assert (p.stage, p.lambda_gp, p.mu) == ("memgp", 1.0, 0.1)
+
+
+# --- variants: gradient with respect to the penultimate features, walking the forget set, the matched statistic,
+# --- and the method's effect on a deliberately overfit model
+
+from sklearn.datasets import load_digits
+from sklearn.metrics import roc_auc_score
+
+from unlearn.evaluation import predict_logits
+from unlearn.learners import build_learner
+from unlearn.methods import UnlearningData
+from unlearn.methods.gradient_penalty import gradient_penalty, matched_statistic, nonmember_targets
+from unlearn.mia import logit_margin
+from unlearn.training import fit, make_optimizer, seed_everything, trainable
+
+
+class TwoLayer(LinearSoftmax):
+    """features f = A vec(x); logits = W f + b; s = cross-entropy: ∇_f s = W^T (p - y)."""
+
+    def __init__(self, d: int, h: int, k: int) -> None:
+        super().__init__(h, k)
+        self.body = nn.Linear(d, h).double()
+
+    def features(self, x):
+        return self.body(x.flatten(1))
+
+    def signal_from_features(self, features, y):
+        return F.cross_entropy(self.linear(features[0]), y, reduction="none")
+
+    def signal(self, views, y):
+        return self.signal_from_features([self.features(v) for v in views], y)
+
+
+def test_feature_gradient_norm_equals_analytic_head_gradient():
+    torch.manual_seed(2)
+    model = TwoLayer(12, 5, 4)
+    x, y = torch.randn(6, 1, 3, 4, dtype=torch.float64), torch.tensor([0, 1, 2, 3, 0, 1])
+    _, gnorm = signal_and_input_grad_norm(model, x, y, create_graph=False, wrt="features")
+    p = torch.softmax(model.linear(model.features(x)), dim=1)
+    analytic = ((p - F.one_hot(y, 4).double()) @ model.linear.weight).norm(dim=1)
+    torch.testing.assert_close(gnorm, analytic)
+
+
+def test_unknown_gradient_target_is_a_clear_error():
+    with pytest.raises(ValueError, match="wrt must be"):
+        signal_and_input_grad_norm(TwoLayer(4, 3, 2), torch.randn(2, 1, 2, 2, dtype=torch.float64),
+                                   torch.tensor([0, 1]), wrt="pixels")
+
+
+def test_confidence_statistic_is_the_true_class_probability():
+    logits, y = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0])
+    s = F.cross_entropy(logits, y, reduction="none")
+    torch.testing.assert_close(matched_statistic(s, "confidence"), torch.softmax(logits, 1)[:, 0])
+    torch.testing.assert_close(matched_statistic(s, "loss"), s)
+
+
+def digits_learner(width: int = 8):
+    cfg = {"method": "supervised", "backbone": {"name": "small_cnn", "width": width}, "augment": "none",
+           "in_channels": 1, "num_classes": 10, "training": {"epochs": 1, "batch_size": 32, "lr": 3e-3,
+                                                             "weight_decay": 0.0, "optimizer": "adam", "seed": 0}}
+    return build_learner(cfg)
+
+
+def digits_split(n_members: int = 120, n_forget: int = 40, n_reference: int = 200, n_test: int = 200):
+    """Members (retain + forget), reference non-members and test non-members of sklearn's digits, as tensors."""
+    d = load_digits()
+    x = torch.from_numpy(d.images / 16.0).float().unsqueeze(1)  # (1797, 1, 8, 8)
+    y = torch.from_numpy(d.target).long()
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    cuts = [0, n_members - n_forget, n_members, n_members + n_reference, n_members + n_reference + n_test]
+    r, f, n, t = (order[a:b] for a, b in zip(cuts[:-1], cuts[1:]))
+    return UnlearningData(x[r], y[r], x[f], y[f], x[n], y[n]), (x[t], y[t])
+
+
+def overfit(learner, data: UnlearningData, epochs: int = 150):
+    generator = seed_everything(0)
+    x, y = torch.cat([data.retain_x, data.forget_x]), torch.cat([data.retain_y, data.forget_y])
+    fit(learner, lambda idx: learner.training_loss(x[idx], y[idx]), len(x), epochs=epochs, batch_size=32,
+        optimizer=make_optimizer(trainable(learner), "adam", 3e-3), generator=generator)
+    return learner
+
+
+def forget_vs_test_auc(learner, data: UnlearningData, test) -> float:
+    """AUC of the stable logit-margin attack: forget set (members) vs held-out test samples."""
+    m = logit_margin(predict_logits(learner, data.forget_x), data.forget_y.numpy())
+    n = logit_margin(predict_logits(learner, test[0]), test[1].numpy())
+    return roc_auc_score(np.r_[np.ones(len(m)), np.zeros(len(n))], np.r_[m, n])
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny 8x8 models gain nothing from intra-op threads; on a shared 2-core machine they only contend."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_gp_lowers_the_attack_auc_of_a_deliberately_overfit_model(one_thread):
+    data, test = digits_split(n_members=60, n_forget=20)  # few members: the model memorises them
+    original = overfit(digits_learner(width=16), data)
+    before = forget_vs_test_auc(original, data, test)
+    params = GradientPenaltyParams(epochs=20, batch_size=32, forget_batch_size=20)  # defaults otherwise
+    unlearned = gradient_penalty(original, data, params, seed_everything(0))
+    after = forget_vs_test_auc(unlearned, data, test)
+    assert before > 0.7, f"the overfit original should leak (AUC {before:.3f})"
+    assert after < before - 0.1, f"GP did not lower the forget-vs-test AUC: {before:.3f} -> {after:.3f}"
+
+
+def test_walking_the_forget_set_takes_one_step_per_forget_batch(monkeypatch, one_thread):
+    data, _ = digits_split(n_members=60, n_forget=20, n_reference=40, n_test=10)
+    original = digits_learner(width=4)
+    steps = []
+    monkeypatch.setattr(type(original), "after_step", lambda self: steps.append(1), raising=False)
+    params = GradientPenaltyParams(epochs=3, walk="forget", forget_batch_size=8, batch_size=16, normalize=True,
+                                   penalty_on="features")
+    gradient_penalty(original, data, params, seed_everything(0))
+    assert len(steps) == 3 * (20 // 8)  # the last partial forget batch is dropped, as in every epoch walk
+
+
+def test_nonmember_targets_depend_on_the_matched_statistic():
+    data, _ = digits_split(n_members=20, n_forget=10, n_reference=30, n_test=10)
+    learner = digits_learner(width=4)
+    g_loss, s_loss = nonmember_targets(learner, data.reference_x, data.reference_y, match="loss")
+    g_conf, s_conf = nonmember_targets(learner, data.reference_x, data.reference_y, match="confidence")
+    assert g_loss == pytest.approx(g_conf) and 0 < s_conf < 1 < s_loss  # ~log(10) loss, ~0.1 probability
