@@ -58,3 +58,42 @@ def test_monitor_is_called_on_schedule():
     seen = []
     train_from_scratch(CONFIG, x, y, monitor=lambda m, e: seen.append(e), monitor_every=3)
     assert seen == [3, 4]
+
+
+def test_cosine_schedule_decays_per_epoch_and_constant_is_flat():
+    from unlearn.pretraining import scheduled_lr
+
+    lrs = [scheduled_lr(0.1, e, 5, "cosine") for e in range(1, 6)]
+    assert lrs[0] == 0.1 and all(a > b for a, b in zip(lrs, lrs[1:])) and lrs[-1] < 0.01
+    assert [scheduled_lr(0.1, e, 5) for e in range(1, 6)] == [0.1] * 5
+    with pytest.raises(ValueError, match="unknown lr schedule"):
+        scheduled_lr(0.1, 1, 5, "step")
+
+
+def test_cosine_run_applies_the_schedule_and_resumes_identically(tmp_path):
+    x, y = _data()
+    config = {**CONFIG, "training": {**CONFIG["training"], "lr_schedule": "cosine"}}
+    seen = []
+    straight, _ = train_from_scratch(config, x, y, on_epoch_end=lambda e, loss: seen.append(e))
+    constant, _ = train_from_scratch(CONFIG, x, y)
+    assert seen == [1, 2, 3, 4]
+    assert any(not torch.equal(a, b) for a, b in zip(straight.state_dict().values(), constant.state_dict().values()))
+    state = tmp_path / "resume.pt"
+
+    def crash(epoch, loss):
+        if epoch == 3:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_from_scratch(config, x, y, resume_path=state, checkpoint_every=2, on_epoch_end=crash)
+    resumed, _ = train_from_scratch(config, x, y, resume_path=state, checkpoint_every=2)
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+def test_learner_config_records_the_schedule_only_when_not_constant():
+    from unlearn.config import PretrainParams
+    from unlearn.pretraining import learner_config
+
+    assert "lr_schedule" not in learner_config(PretrainParams(), 1, 10)["training"]
+    assert learner_config(PretrainParams(lr_schedule="cosine"), 1, 10)["training"]["lr_schedule"] == "cosine"
