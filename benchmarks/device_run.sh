@@ -46,12 +46,14 @@ else
     for kind in "random 10%" "class 3"; do
       tag="${kind%% *}"
       job "cifar_sup_${seed}_$tag" "$LIMIT" $U --dataset cifar10 --families supervised --seeds $seed --kinds "$kind" \
-          --gp-variants --records "$OUT/res/cifar_supervised_${seed}_$tag.jsonl" --out "$OUT/res/u_cs_${seed}_$tag.md" --no-cache
+          --gp-variants --records "$OUT/res/cifar_supervised_${seed}_$tag.jsonl" \
+          --out "$OUT/res/u_cs_${seed}_$tag.md" --no-cache
     done
   done
   for fam in simclr moco byol; do
     job "digits_$fam" "$LIMIT" $U --dataset digits --families $fam --seeds 0 1 2 --kinds "random 10%" "class 3" \
-        --gp-variants gp:norm gp:norm-forget-walk --records "$OUT/res/digits_$fam.jsonl" --out "$OUT/res/u_digits_$fam.md" --no-cache
+        --gp-variants gp:norm gp:norm-forget-walk --records "$OUT/res/digits_$fam.jsonl" \
+        --out "$OUT/res/u_digits_$fam.md" --no-cache
     job "cifar_$fam" "$LIMIT" $U --dataset cifar10 --families $fam --seeds 0 1 2 --kinds "random 10%" \
         --records "$OUT/res/cifar_$fam.jsonl" --out "$OUT/res/u_cifar_$fam.md" --no-cache
   done

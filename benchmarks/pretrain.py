@@ -160,7 +160,8 @@ def main() -> None:
                               "Adam 1e-3, SimCLR augmentations", accuracy_after_budget(CIFAR, device))
     if "resnet18" in cifar and ZIP.is_file():
         epochs = resnet18_epochs(device, ns.budget_seconds, 50000)
-        out += accuracy_table(f"CIFAR-10 (50,000 train / 9,990 test, random stratified split), CIFAR ResNet-18, batch 512, "
+        out += accuracy_table(f"CIFAR-10 (50,000 train / 9,990 test, random stratified split), CIFAR ResNet-18, "
+                              f"batch 512, "
                               f"Adam 2e-3 cosine, SimCLR augmentations, bf16 autocast, ~{ns.budget_seconds:.0f} s of "
                               "training per method (linear probe fitted on 10,000 train features)",
                               accuracy_after_budget(RESNET18, device, epochs, probe_samples=10000), anchors=True)

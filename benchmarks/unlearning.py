@@ -149,7 +149,7 @@ def table(results: dict, dataset: str, seeds: list[int], devices: set[str]) -> s
         lines.append(f"| {family} | {kind} | {model} | {mean_std([e['UA'] for e in ev])} | "
                      f"{mean_std([e['RA'] for e in ev])} | {mean_std([e['TA'] for e in ev])} | "
                      f"{mean_std([100 * e['mia_efficacy'] for e in ev])} | {enc} | "
-                     f"{mean_std([e['attack_auc'] for e in ev])} | {mean_std(gaps) if model != 'original' or True else ''} | "
+                     f"{mean_std([e['attack_auc'] for e in ev])} | {mean_std(gaps)} | "
                      f"{mean_std([r['seconds'] for r in runs])} | {mean_std(ratio)} | {verdicts} |"
                      + ("" if len(runs) == len(seeds) else f" ({len(runs)} of {len(seeds)} seeds)"))
     return "\n".join(lines) + "\n"

@@ -99,7 +99,8 @@ class GradientPenaltyParams(MethodBudget):
         "loss", description="the μ term matches mean s(x) (loss) or mean exp(-s(x)) (bounded: the true-class "
                             "probability for classifiers) to the non-member level")
     normalize: bool = Field(
-        False, description="match relative errors: λ ((G_f − τ_g)/τ_g)² + μ |S_f − τ_s|/τ_s (scale-free terms)")
+        False, description="match relative errors: λ ((G_f − τ_g)/τ_g)² + μ |S_f − τ_s|/τ_s "
+                            "(scale-free terms)")
     walk: Literal["retain", "forget"] = Field(
         "retain", description="what an epoch walks: the retain set (forget batches cycled alongside) or the forget "
                               "set (retain batches cycled alongside; far fewer steps)")
