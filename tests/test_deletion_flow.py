@@ -24,7 +24,8 @@ from unlearn.io import sha256_file
 # Tiny digits, forgetting whole classes by request. The thresholds make a verdict hinge on forget accuracy
 # against the retrain reference (the attack rules are opened wide), so that this test of the operation does not
 # depend on how the attack suite is calibrated: the original is caught (it still knows the class), the retrain
-# reference passes. Run 2 then sets thresholds no model can meet.
+# reference passes. Run 2 then sets thresholds no model can meet; it reuses run 1's retrain reference
+# (requests.retrain_every: 2), so its certificates judge r-2's samples by the attack rule only.
 TINY = {
     "prepare": {"splits": {"train": 300, "reference": 150, "test": 300}},
     "pretrain": {"backbone": {"name": "small_cnn", "width": 8}, "epochs": 25, "batch_size": 64, "lr": 0.003},
@@ -33,7 +34,7 @@ TINY = {
     "verify": {"bootstrap": 20, "shadow_models": 0, "promote": ["finetune", "retrain"],
                "thresholds": {"auc_tolerance": 0.5, "accuracy_tolerance": 40.0, "mia_efficacy_tolerance": 1.0,
                               "utility_drop": 100.0}},
-    "requests": {"schedule": "0 0 1 1 *"},  # the test triggers runs itself
+    "requests": {"schedule": "0 0 1 1 *", "retrain_every": 2},  # the test triggers runs itself
 }
 MODEL, DEPLOYMENT = "digits-supervised", "unlearn-deletion-requests/deletion-requests"
 pytestmark = pytest.mark.slow
@@ -175,6 +176,10 @@ def test_two_sequential_requests_through_the_served_deployment(served, capsys, m
     assert done.certificate_sha256 == sha256_file(proj / f"reports/certificates/{method}.json")
     cert = json.loads((proj / f"reports/certificates/{method}.json").read_text())
     assert cert["verdict"] == "pass" and cert["forget"]["request_ids"] == ["r-1"]
+    assert cert["reference"]["status"] == "fresh" and cert["reference"]["source"] == "retrained"
+    reference = json.loads((proj / "models/references/current.json").read_text())  # stored for the next run
+    assert reference["runs"] == 1 and reference["excluded"]["sha256"] == cert["forget"]["sha256"]
+    assert sha256_file(proj / f"models/references/{reference['model_sha256']}.pt") == reference["model_sha256"]
 
     audit = _audit(proj, first[0], capsys, monkeypatch)  # a sample of r-1: certified gone from production
     original = next(v for v, r in audit.items() if r["role"] == "original")
@@ -199,6 +204,12 @@ def test_two_sequential_requests_through_the_served_deployment(served, capsys, m
     summary = json.loads((proj / "reports/summary.json").read_text())
     assert all(r["verdict"] != "pass" for r in summary["rows"])
     new_versions = {r["version"] for r in summary["rows"] if r["model"] != "original"}
+    cert = json.loads((proj / "reports/certificates/finetune.json").read_text())  # run 2 reused the reference
+    assert (cert["reference"]["status"], cert["reference"]["runs_old"]) == ("stale", 1)
+    assert cert["reference"]["sha256"] == reference["model_sha256"] == sha256_file(proj / "models/unlearned/retrain.pt")
+    assert cert["reference"]["newer_request_ids"] == ["r-2"]
+    assert cert["reference"]["judged"] == {"attack_rule": len(first) + len(second), "reference_rules": len(first),
+                                           "attack_rule_only": len(second)}
 
     # sequential: run 2 unlearned r-1 + r-2 starting from the production version of run 1
     assert json.loads((proj / "reports/base.json").read_text())["version"] == production
