@@ -163,6 +163,8 @@ def choose_reference(project_dir: str) -> dict:
     get_run_logger().info("retrain reference: %s (%s)", "retrain" if refresh else "reuse", why)
     if refresh:
         pin.unlink(missing_ok=True)
+        if params.requests.retrain_every == 1:  # runs are not counted at 1: a record kept now would understate age
+            current.unlink(missing_ok=True)
         return {"refresh": True, "why": why}
     record = {**record, "runs": record["runs"] + 1}
     write_json(current, record)
