@@ -3,6 +3,7 @@ checkpoint from the local store, checked by sha256 and architecture)."""
 
 import argparse
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +29,16 @@ def paths(tmp_path):
     return ns
 
 
+def refuses_tampered_then_missing(stored: Path, call, missing_message: str) -> None:
+    """A pinned checkpoint whose bytes changed, then one that is gone, are each refused with a clear error."""
+    stored.write_bytes(b"tampered")
+    with pytest.raises(ValueError, match="store was altered"):
+        call()
+    stored.unlink()
+    with pytest.raises(FileNotFoundError, match=missing_message):
+        call()
+
+
 def test_without_a_pin_the_base_is_the_original(paths):
     main(paths, Params())
     assert sha256_file(paths.out) == sha256_file(paths.original)
@@ -44,12 +55,7 @@ def test_a_pinned_production_checkpoint_is_checked_and_copied(paths):
     info = read_json(paths.info)
     assert (info["from"], info["version"], info["sha256"]) == ("production", "7", sha)
 
-    (paths.store / f"{sha}.pt").write_bytes(b"tampered")
-    with pytest.raises(ValueError, match="store was altered"):
-        main(paths, Params())
-    (paths.store / f"{sha}.pt").unlink()
-    with pytest.raises(FileNotFoundError, match="not in the local store"):
-        main(paths, Params())
+    refuses_tampered_then_missing(paths.store / f"{sha}.pt", lambda: main(paths, Params()), "not in the local store")
 
 
 def test_a_checkpoint_of_another_architecture_is_refused(paths):
@@ -74,10 +80,6 @@ def test_a_pinned_retrain_reference_must_be_in_the_store_intact_and_of_the_same_
                             metrics=str(tmp_path / "retrain.json"))
     with pytest.raises(ValueError, match="another model config"):
         unlearn_main(ns, Params())
-    (paths.store / f"{sha}.pt").write_bytes(b"tampered")
-    with pytest.raises(ValueError, match="store was altered"):
-        unlearn_main(ns, Params())
-    (paths.store / f"{sha}.pt").unlink()
-    with pytest.raises(FileNotFoundError, match="delete data/requests/reference.json"):
-        unlearn_main(ns, Params())
+    refuses_tampered_then_missing(paths.store / f"{sha}.pt", lambda: unlearn_main(ns, Params()),
+                                  "delete data/requests/reference.json")
     assert not (tmp_path / "retrain.pt").exists()
