@@ -8,6 +8,11 @@ input-gradient norm and in membership signal s(x), like non-members:
   stop-gradient: ``L = MEMtrain(D_r) + λ (mean‖∇x s(x_f)‖ − sg mean‖∇x s(x_n)‖)² + μ |mean s(x_f) − sg mean s(x_n)|``.
 - stage "memgp" (Algorithm 2): only member-data gradients; the targets τ_g, τ_s are measured once on the
   reference set with the original model: ``L = MEMtrain(D_r) + λ (mean‖∇x s(x_f)‖ − τ_g)² + μ |mean s(x_f) − τ_s|``.
+
+Switches (all off by default, measured in benchmarks/results/gp_ablation.md): ``penalty_on="features"``
+differentiates s with respect to the penultimate features instead of the pixels; ``match="confidence"`` matches
+mean exp(−s) instead of mean s; ``normalize`` divides each term by its target (relative errors);
+``walk="forget"`` makes an epoch walk the forget set with retain batches cycled alongside.
 """
 
 from __future__ import annotations
