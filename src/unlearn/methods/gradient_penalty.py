@@ -5,9 +5,11 @@ Both stages keep the model's own objective on retain data (MEMtrain) and push th
 input-gradient norm and in membership signal s(x), like non-members:
 
 - stage "paired" (Algorithm 1): targets from a non-member reference batch under the current model, with
-  stop-gradient: ``L = MEMtrain(D_r) + λ (mean‖∇x s(x_f)‖ − sg mean‖∇x s(x_n)‖)² + μ |mean s(x_f) − sg mean s(x_n)|``.
+  stop-gradient:
+  ``L = MEMtrain(D_r) + λ (mean‖∇x s(x_f)‖ − sg mean‖∇x s(x_n)‖)² + μ |mean s(x_f) − sg mean s(x_n)|``.
 - stage "memgp" (Algorithm 2): only member-data gradients; the targets τ_g, τ_s are measured once on the
-  reference set with the original model: ``L = MEMtrain(D_r) + λ (mean‖∇x s(x_f)‖ − τ_g)² + μ |mean s(x_f) − τ_s|``.
+  reference set with the original model:
+  ``L = MEMtrain(D_r) + λ (mean‖∇x s(x_f)‖ − τ_g)² + μ |mean s(x_f) − τ_s|``.
 
 Switches (all off by default, measured in benchmarks/results/gp_ablation.md): ``penalty_on="features"``
 differentiates s with respect to the penultimate features instead of the pixels; ``match="confidence"`` matches
