@@ -4,6 +4,11 @@ ratio to retrain's — mean ± std over seeds. Writes benchmarks/results/unlearn
 
     .venv/bin/python benchmarks/unlearning.py                      # digits, supervised, 3 seeds
     .venv/bin/python benchmarks/unlearning.py --dataset cifar10 --families supervised --seeds 0 1 2
+    .venv/bin/python benchmarks/unlearning.py --gp-variants --records runs.jsonl   # + every GP ablation row
+    .venv/bin/python benchmarks/unlearning.py --dataset cifar10 --from-records results/records/cifar_*.jsonl
+
+``--records`` appends the raw per-seed rows as JSON lines; ``--from-records`` rebuilds a section from such files
+without training (runs split over processes or hosts, e.g. ``benchmarks/device_run.sh`` on a GPU).
 """
 
 from __future__ import annotations
