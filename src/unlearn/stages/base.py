@@ -17,6 +17,7 @@ from pathlib import Path
 from unlearn.config import Params
 from unlearn.io import atomic_write, read_json, sha256_file, write_json
 from unlearn.stages import common
+from unlearn.stages.pinned import copy_pinned_checkpoint
 
 logger = logging.getLogger("unlearn.stages.base")
 
@@ -28,29 +29,14 @@ def main(ns: argparse.Namespace, params: Params) -> None:
         info = {"from": "original", "version": None, "sha256": sha256_file(ns.out), "path": str(ns.out)}
     else:
         pin = read_json(start)
-        src = Path(ns.store) / f"{pin['model_sha256']}.pt"
-        if not src.is_file():
-            raise FileNotFoundError(f"{src}: the checkpoint of {pin['registered_model']} v{pin['version']} named by "
-                                    f"{start} is not in the local store; delete {start} to start from the original")
-        if sha256_file(src) != pin["model_sha256"]:
-            raise ValueError(f"{src}: sha256 does not match {start} (v{pin['version']}); the store was altered")
-        from unlearn.models.checkpoint import read_checkpoint  # torch: only on this path
-
-        ours, theirs = (architecture(read_checkpoint(p)["config"]) for p in (ns.original, src))
-        if ours != theirs:
-            raise ValueError(f"{src}: v{pin['version']} was built with another model config than {ns.original}; "
-                             "sequential unlearning needs the same architecture and recipe")
-        atomic_write(ns.out, lambda p: shutil.copyfile(src, p))
+        copy_pinned_checkpoint(ns.store, pin["model_sha256"], ns.original, ns.out,
+                               pinned_by=f"the checkpoint of {pin['registered_model']} v{pin['version']} named by "
+                                         f"{start}", remedy=f"delete {start} to start from the original")
         info = {"from": "production", "registered_model": pin["registered_model"], "version": str(pin["version"]),
                 "sha256": pin["model_sha256"], "forget_sha256": pin.get("forget_sha256"), "path": str(ns.out)}
     write_json(ns.info, info)
     logger.info("base model: %s%s (sha256 %s)", info["from"], f" v{info['version']}" if info["version"] else "",
                 info["sha256"][:12])
-
-
-def architecture(config: dict) -> dict:
-    """The config without its training budget (a retrain reference may have trained for other epochs)."""
-    return {k: v for k, v in config.items() if k != "training"}
 
 
 if __name__ == "__main__":

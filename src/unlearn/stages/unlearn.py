@@ -8,21 +8,19 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import time
-from pathlib import Path
 
 import torch
 
 from unlearn.config import Params
 from unlearn.data.manifest import load_prepared
 from unlearn.forget import load_forget_record, member_partition
-from unlearn.io import atomic_write, read_json, sha256_file, write_json
+from unlearn.io import read_json, write_json
 from unlearn.learners import load_learner
 from unlearn.methods import UnlearningData, get_method
-from unlearn.models.checkpoint import read_checkpoint, save_checkpoint
+from unlearn.models.checkpoint import save_checkpoint
 from unlearn.stages import common
-from unlearn.stages.base import architecture
+from unlearn.stages.pinned import copy_pinned_checkpoint
 from unlearn.tracking import stage_run
 from unlearn.training import resolve_device, seed_everything, to_tensor
 
@@ -69,16 +67,9 @@ def main(ns: argparse.Namespace, params: Params) -> None:
 def copy_pinned_reference(ns: argparse.Namespace, params: Params, reference: dict) -> None:
     """Copy the pinned reference from the store (sha256 and architecture checked) instead of retraining."""
     start, sha = time.perf_counter(), reference["model_sha256"]
-    src = Path(ns.store) / f"{sha}.pt"
-    if not src.is_file():
-        raise FileNotFoundError(f"{src}: the retrain reference pinned by {ns.reference} is not in the local store; "
-                                "delete data/requests/reference.json to retrain it")
-    if sha256_file(src) != sha:
-        raise ValueError(f"{src}: sha256 does not match the pinned reference {sha[:12]}; the store was altered")
-    ours, theirs = (architecture(read_checkpoint(p)["config"]) for p in (ns.original, src))
-    if ours != theirs:
-        raise ValueError(f"{src}: the pinned reference was built with another model config than {ns.original}")
-    atomic_write(ns.out, lambda p: shutil.copyfile(src, p))
+    copy_pinned_checkpoint(ns.store, sha, ns.original, ns.out,
+                           pinned_by=f"the retrain reference pinned by {ns.reference}",
+                           remedy="delete data/requests/reference.json to retrain it")
     seconds = time.perf_counter() - start
     with stage_run("unlearn", params.experiment_name, run_name="unlearn/retrain") as tracker:
         tracker.log_metrics({"seconds": seconds})
