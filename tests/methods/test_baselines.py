@@ -35,13 +35,7 @@ ENCODER_ONLY = ["muc"]
 BOTH = ["ga", "neggrad_plus", "l1_sparse"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny 8x8 models gain nothing from intra-op threads; on a shared 2-core machine they only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/methods/conftest.py
 
 
 def tiny_learner(method: str, num_classes: int = 3):

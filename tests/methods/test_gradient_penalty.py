@@ -158,15 +158,6 @@ def forget_vs_test_auc(learner, data: UnlearningData, test) -> float:
     return roc_auc_score(np.r_[np.ones(len(m)), np.zeros(len(n))], np.r_[m, n])
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny 8x8 models gain nothing from intra-op threads; on a shared 2-core machine they only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_gp_lowers_the_attack_auc_of_a_deliberately_overfit_model(one_thread):
     data, test = digits_split(n_members=60, n_forget=20)  # few members: the model memorises them
     original = overfit(digits_learner(width=16), data)
