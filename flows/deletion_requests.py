@@ -97,15 +97,27 @@ def mark(project_dir: str, request_ids: list[str], state: str, detail: str | Non
         request_ids, state, detail=detail, model_version=model_version, certificate_sha256=certificate_sha256)
 
 
+def _intact(path: Path, sha256: str) -> bool:
+    """Whether ``path`` exists with exactly these bytes."""
+    return path.is_file() and sha256_file(path) == sha256
+
+
+def _keep(src: Path, store: Path, sha256: str) -> Path:
+    """``<store>/<sha256>.pt`` (content-addressed), copied from ``src`` unless it is already there intact."""
+    stored = store / f"{sha256}.pt"
+    if not _intact(stored, sha256):
+        atomic_write(stored, lambda p: p.write_bytes(src.read_bytes()))
+    return stored
+
+
 def _stored_checkpoint(project: Path, sha256: str) -> Path | None:
     """``models/production/<sha256>.pt``, filled from the pipeline's outputs when the file is still there."""
     stored = project / STORE / f"{sha256}.pt"
-    if stored.is_file() and sha256_file(stored) == sha256:
+    if _intact(stored, sha256):
         return stored
     for candidate in [*sorted((project / "models/unlearned").glob("*.pt")), project / "models/base.pt"]:
-        if candidate.is_file() and sha256_file(candidate) == sha256:
-            atomic_write(stored, lambda p: p.write_bytes(candidate.read_bytes()))
-            return stored
+        if _intact(candidate, sha256):
+            return _keep(candidate, project / STORE, sha256)
     return None
 
 
@@ -144,8 +156,8 @@ def choose_start(project_dir: str) -> dict:
 
 
 def _stored_reference(project: Path, record: dict | None) -> bool:
-    path = project / REFERENCES / f"{record['model_sha256']}.pt" if record else None
-    return bool(path and path.is_file() and sha256_file(path) == record["model_sha256"])
+    return record is not None and _intact(project / REFERENCES / f"{record['model_sha256']}.pt",
+                                          record["model_sha256"])
 
 
 @task
@@ -189,9 +201,7 @@ def record_reference(project_dir: str, forget_sha256: str) -> dict | None:
         get_run_logger().warning("retrain reference not recorded: %s was not retrained for forget set %s", model,
                                  forget_sha256[:12])
         return None
-    stored = project / REFERENCES / f"{sha}.pt"
-    if not (stored.is_file() and sha256_file(stored) == sha):
-        atomic_write(stored, lambda p: p.write_bytes(model.read_bytes()))
+    _keep(model, project / REFERENCES, sha)
     accepted = read_accepted(project / REQUESTS_DIR / ACCEPTED_NAME)
     record = reference_record(sha, read_json(project / "data/prepared/dataset.json")["fingerprint"],
                               accepted["sample_ids"], [r["request_id"] for r in accepted["requests"]])
