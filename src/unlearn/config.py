@@ -98,6 +98,10 @@ class GradientPenaltyParams(MethodBudget):
     match: Literal["loss", "confidence"] = Field(
         "loss", description="the μ term matches mean s(x) (loss) or mean exp(-s(x)) (bounded: the true-class "
                             "probability for classifiers) to the non-member level")
+    compare: Literal["mean", "quantiles"] = Field(
+        "mean", description="how the forget batch is compared with the non-members: batch means (the paper's "
+                            "reading), or per sample by rank: the i-th smallest forget value to the non-members' "
+                            "(i + 0.5)/B quantile (a 1-D optimal-transport match of the whole distribution)")
     normalize: bool = Field(
         False, description="match relative errors: λ ((G_f − τ_g)/τ_g)² + μ |S_f − τ_s|/τ_s "
                             "(scale-free terms)")

@@ -80,7 +80,8 @@ from sklearn.metrics import roc_auc_score
 from unlearn.evaluation import predict_logits
 from unlearn.learners import build_learner
 from unlearn.methods import UnlearningData
-from unlearn.methods.gradient_penalty import gradient_penalty, matched_statistic, nonmember_targets
+from unlearn.methods.gradient_penalty import (gradient_penalty, matched_statistic, matching_terms, nonmember_targets,
+                                              rank_targets)
 from unlearn.mia import logit_margin
 from unlearn.training import fit, make_optimizer, seed_everything, trainable
 
@@ -186,3 +187,44 @@ def test_nonmember_targets_depend_on_the_matched_statistic():
     g_loss, s_loss = nonmember_targets(learner, data.reference_x, data.reference_y, match="loss")
     g_conf, s_conf = nonmember_targets(learner, data.reference_x, data.reference_y, match="confidence")
     assert g_loss == pytest.approx(g_conf) and 0 < s_conf < 1 < s_loss  # ~log(10) loss, ~0.1 probability
+
+
+def test_rank_targets_are_the_reference_quantiles_at_midpoint_levels():
+    reference = torch.arange(100, dtype=torch.float64)  # quantile q of 0..99 is 99 q
+    torch.testing.assert_close(rank_targets(reference, 4), torch.tensor([12.375, 37.125, 61.875, 86.625],
+                                                                        dtype=torch.float64))
+
+
+def test_quantile_matching_sees_the_distribution_not_just_the_mean():
+    ref = torch.linspace(0.0, 2.0, 101, dtype=torch.float64)  # mean 1
+    same_mean = torch.ones(8, dtype=torch.float64)  # mean 1, no spread: the mean match cannot tell
+    shuffled = rank_targets(ref, 8)[torch.randperm(8)]  # the reference's own quantiles, in any order
+    for g_f, t_f, want_zero in ((same_mean, same_mean, False), (shuffled, shuffled, True)):
+        mean_terms = matching_terms(g_f, t_f, ref, ref, "mean", normalize=False)
+        rank_terms = matching_terms(g_f, t_f, ref, ref, "quantiles", normalize=False)
+        assert all(t.item() == pytest.approx(0.0, abs=1e-12) for t in mean_terms)
+        assert all((t.item() == pytest.approx(0.0, abs=1e-12)) == want_zero for t in rank_terms)
+
+
+def test_quantile_matching_is_differentiable_through_the_sort():
+    t_f = torch.tensor([3.0, 0.0, 1.0], dtype=torch.float64, requires_grad=True)
+    ref = torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64)
+    _, matching = matching_terms(t_f.detach(), t_f, ref, ref, "quantiles", normalize=False)
+    matching.backward()  # sorted [0, 1, 3] vs targets [1/3, 1, 5/3]: d/dt of mean |diff|
+    torch.testing.assert_close(t_f.grad, torch.tensor([1.0, -1.0, 0.0], dtype=torch.float64) / 3)
+
+
+def test_unknown_comparison_is_a_clear_error():
+    with pytest.raises(ValueError, match="compare must be"):
+        matching_terms(torch.ones(2), torch.ones(2), torch.ones(3), torch.ones(3), "median", normalize=False)
+
+
+def test_gp_with_quantile_matching_runs_and_changes_the_weights(one_thread):
+    data, _ = digits_split(n_members=40, n_forget=16, n_reference=40, n_test=10)
+    original = digits_learner(width=4)
+    for stage in ("memgp", "paired"):
+        params = GradientPenaltyParams(epochs=1, batch_size=16, forget_batch_size=8, reference_batch_size=16,
+                                       compare="quantiles", stage=stage)
+        unlearned = gradient_penalty(original, data, params, seed_everything(0))
+        changed = [not torch.equal(a, b) for a, b in zip(original.parameters(), unlearned.parameters())]
+        assert any(changed), stage

@@ -14,7 +14,9 @@ input-gradient norm and in membership signal s(x), like non-members:
 Switches (all off by default, measured in benchmarks/results/gp_ablation.md): ``penalty_on="features"``
 differentiates s with respect to the penultimate features instead of the pixels; ``match="confidence"`` matches
 mean exp(−s) instead of mean s; ``normalize`` divides each term by its target (relative errors);
-``walk="forget"`` makes an epoch walk the forget set with retain batches cycled alongside.
+``walk="forget"`` makes an epoch walk the forget set with retain batches cycled alongside;
+``compare="quantiles"`` matches each forget sample, by rank, to the non-members' quantile of that rank instead of
+matching batch means (the whole distribution, which is what a per-sample membership attack sees).
 """
 
 from __future__ import annotations
@@ -71,17 +73,55 @@ def matched_statistic(s: Tensor, match: str) -> Tensor:
     return s if match == "loss" else torch.exp(-s)
 
 
-def nonmember_targets(learner: Learner, x: Tensor, y: Tensor, batch_size: int = 256, wrt: str = "input",
-                      match: str = "loss") -> tuple[float, float]:
-    """τ_g (mean gradient norm) and τ_s (mean matched statistic) over reference non-members, no weight
-    gradients."""
-    g_sum, s_sum = 0.0, 0.0
+def nonmember_values(learner: Learner, x: Tensor, y: Tensor, batch_size: int = 256, wrt: str = "input",
+                     match: str = "loss") -> tuple[Tensor, Tensor]:
+    """Per-sample gradient norms and matched statistics of reference non-members, each sorted ascending, no
+    weight gradients. Shape: x (N, C, H, W), y (N,) -> (N,), (N,)."""
+    gs, ts = [], []
     for i in range(0, len(x), batch_size):
         s, g = signal_and_input_grad_norm(learner, x[i:i + batch_size], y[i:i + batch_size], create_graph=False,
                                           wrt=wrt)
-        g_sum += g.sum().item()
-        s_sum += matched_statistic(s, match).sum().item()
-    return g_sum / len(x), s_sum / len(x)
+        gs.append(g.detach())
+        ts.append(matched_statistic(s, match).detach())
+    return torch.cat(gs).sort().values, torch.cat(ts).sort().values
+
+
+def nonmember_targets(learner: Learner, x: Tensor, y: Tensor, batch_size: int = 256, wrt: str = "input",
+                      match: str = "loss") -> tuple[float, float]:
+    """τ_g (mean gradient norm) and τ_s (mean matched statistic) over reference non-members."""
+    g, t = nonmember_values(learner, x, y, batch_size, wrt, match)
+    return g.mean().item(), t.mean().item()
+
+
+def rank_targets(reference_sorted: Tensor, n: int) -> Tensor:
+    """The reference's (i + 0.5)/n quantiles, i = 0..n-1: the target of the i-th smallest of n forget values.
+    Shape: (N,) sorted -> (n,)."""
+    levels = (torch.arange(n, device=reference_sorted.device, dtype=reference_sorted.dtype) + 0.5) / n
+    return torch.quantile(reference_sorted, levels)
+
+
+def matching_terms(g_f: Tensor, t_f: Tensor, ref_g: Tensor, ref_t: Tensor, compare: str,
+                   normalize: bool) -> tuple[Tensor, Tensor]:
+    """The λ term (gradient norms, squared error) and the μ term (matched statistic, absolute error) of a forget
+    batch against sorted non-member values (no gradient through them).
+
+    ``compare="mean"``: (mean g_f − mean ref_g)², |mean t_f − mean ref_t|. ``compare="quantiles"``: each forget
+    value by rank against the reference quantile of that rank, averaged: a 1-D optimal-transport distance that
+    is zero only when the two distributions match, not just their means. ``normalize`` divides each term by
+    its target's scale. Shape: g_f, t_f (B,); ref_g, ref_t (N,) sorted -> two scalars.
+    """
+    if compare == "mean":
+        diff_g, diff_t = g_f.mean() - ref_g.mean(), t_f.mean() - ref_t.mean()
+    elif compare == "quantiles":
+        diff_g = g_f.sort().values - rank_targets(ref_g, len(g_f))
+        diff_t = t_f.sort().values - rank_targets(ref_t, len(t_f))
+    else:
+        raise ValueError(f"compare must be 'mean' or 'quantiles', got {compare!r}")
+    penalty, matching = diff_g.pow(2).mean(), diff_t.abs().mean()
+    if normalize:  # relative errors: the terms no longer scale with the model's gradient/loss level
+        penalty = penalty / (ref_g.mean() ** 2 + 1e-12)
+        matching = matching / (ref_t.mean().abs() + 1e-12)
+    return penalty, matching
 
 
 def gradient_penalty(original: Learner, data: UnlearningData, params: GradientPenaltyParams,
@@ -98,9 +138,9 @@ def gradient_penalty(original: Learner, data: UnlearningData, params: GradientPe
                            params.batch_size if walk_forget else params.forget_batch_size, generator)
     reference_batches = cycle_batches(len(data.reference_x), params.reference_batch_size, generator)
     if params.stage == "memgp":
-        tau_g, tau_s = nonmember_targets(original, data.reference_x, data.reference_y, wrt=params.penalty_on,
-                                         match=params.match)
-        logger.info("gp memgp targets: tau_g=%.4f tau_s=%.4f", tau_g, tau_s)
+        ref_g, ref_t = nonmember_values(original, data.reference_x, data.reference_y, wrt=params.penalty_on,
+                                        match=params.match)
+        logger.info("gp memgp targets: tau_g=%.4f tau_s=%.4f", ref_g.mean().item(), ref_t.mean().item())
 
     def batch_loss(idx: Tensor) -> Tensor:
         r, f = (next(cycled), idx) if walk_forget else (idx, next(cycled))
@@ -109,14 +149,11 @@ def gradient_penalty(original: Learner, data: UnlearningData, params: GradientPe
             n = next(reference_batches)
             s_n, g_n = signal_and_input_grad_norm(learner, data.reference_x[n], data.reference_y[n],
                                                   wrt=params.penalty_on)
-            target_g, target_s = g_n.mean().detach(), matched_statistic(s_n, params.match).mean().detach()
+            targets = g_n.detach().sort().values, matched_statistic(s_n, params.match).detach().sort().values
         else:
-            target_g, target_s = tau_g, tau_s
-        penalty = (g_f.mean() - target_g) ** 2
-        matching = (matched_statistic(s_f, params.match).mean() - target_s).abs()
-        if params.normalize:  # relative errors: the terms no longer scale with the model's gradient/loss level
-            penalty = penalty / (target_g ** 2 + 1e-12)
-            matching = matching / (abs(target_s) + 1e-12)
+            targets = ref_g, ref_t
+        penalty, matching = matching_terms(g_f, matched_statistic(s_f, params.match), *targets, params.compare,
+                                           params.normalize)
         utility = learner.training_loss(data.retain_x[r], data.retain_y[r])
         return utility + params.lambda_gp * penalty + params.mu * matching
 
