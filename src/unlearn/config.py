@@ -95,9 +95,11 @@ class GradientPenaltyParams(MethodBudget):
     penalty_on: Literal["input", "features"] = Field(
         "input", description="differentiate s(x) with respect to the input pixels (the paper's reading) or the "
                              "backbone's penultimate features (cheaper: no double back-propagation through the stem)")
-    match: Literal["loss", "confidence"] = Field(
+    match: Literal["loss", "confidence", "outputs"] = Field(
         "loss", description="the μ term matches mean s(x) (loss) or mean exp(-s(x)) (bounded: the true-class "
-                            "probability for classifiers) to the non-member level")
+                            "probability for classifiers) to the non-member level; outputs (classifiers only): "
+                            "cross-entropy from each forget sample's prediction to the original's class "
+                            "distribution on a random same-class reference non-member (a descending term)")
     compare: Literal["mean", "quantiles"] = Field(
         "mean", description="how the forget batch is compared with the non-members: batch means (the paper's "
                             "reading), or per sample by rank: the i-th smallest forget value to the non-members' "

@@ -80,8 +80,8 @@ from sklearn.metrics import roc_auc_score
 from unlearn.evaluation import predict_logits
 from unlearn.learners import build_learner
 from unlearn.methods import UnlearningData
-from unlearn.methods.gradient_penalty import (gradient_penalty, matched_statistic, matching_terms, nonmember_targets,
-                                              rank_targets)
+from unlearn.methods.gradient_penalty import (gradient_penalty, matched_statistic, matching_terms,
+                                              nonmember_output_targets, nonmember_targets, rank_targets)
 from unlearn.mia import logit_margin
 from unlearn.training import fit, make_optimizer, seed_everything, trainable
 
@@ -228,3 +228,48 @@ def test_gp_with_quantile_matching_runs_and_changes_the_weights(one_thread):
         unlearned = gradient_penalty(original, data, params, seed_everything(0))
         changed = [not torch.equal(a, b) for a, b in zip(original.parameters(), unlearned.parameters())]
         assert any(changed), stage
+
+
+def test_output_targets_are_the_originals_outputs_on_same_class_nonmembers():
+    data, _ = digits_split(n_members=40, n_forget=16, n_reference=60, n_test=10)
+    original = digits_learner(width=4)
+    targets = nonmember_output_targets(original, data, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        original.eval()
+        ref_probs = torch.softmax(original.logits(data.reference_x), dim=1)
+    assert targets.shape == (16, 10)
+    for target, label in zip(targets, data.forget_y):  # each row is one same-class non-member's output
+        same_class = ref_probs[data.reference_y == label]
+        assert (same_class - target).abs().amax(dim=1).min() < 1e-6
+
+
+def test_output_targets_need_same_class_nonmembers_and_a_classifier():
+    data, _ = digits_split(n_members=40, n_forget=16, n_reference=60, n_test=10)
+    missing = int(data.forget_y[0])
+    keep = data.reference_y != missing
+    no_class = UnlearningData(data.retain_x, data.retain_y, data.forget_x, data.forget_y,
+                              data.reference_x[keep], data.reference_y[keep])
+    with pytest.raises(ValueError, match=f"none of class {missing}"):
+        nonmember_output_targets(digits_learner(width=4), no_class, torch.Generator().manual_seed(0))
+    encoder = build_learner({"method": "simclr", "backbone": {"name": "small_cnn", "width": 4}, "augment": "none",
+                             "in_channels": 1, "num_classes": 10, "training": {"epochs": 1, "batch_size": 8,
+                             "lr": 1e-3, "weight_decay": 0.0, "optimizer": "adam", "seed": 0}})
+    with pytest.raises(ValueError, match="is an encoder"):
+        nonmember_output_targets(encoder, data, torch.Generator().manual_seed(0))
+
+
+def test_gp_with_output_matching_moves_forget_predictions_towards_nonmember_outputs(one_thread):
+    data, test = digits_split(n_members=60, n_forget=20)
+    original = overfit(digits_learner(width=16), data)
+    params = GradientPenaltyParams(epochs=20, walk="forget", forget_batch_size=10, batch_size=32, match="outputs",
+                                   mu=1.0, lambda_gp=0.0)
+    targets = nonmember_output_targets(original, data, seed_everything(0))
+    unlearned = gradient_penalty(original, data, params, seed_everything(0))
+
+    def distance(learner) -> float:
+        with torch.no_grad():
+            learner.eval()
+            return F.kl_div(F.log_softmax(learner.logits(data.forget_x), 1), targets, reduction="batchmean").item()
+
+    assert distance(unlearned) < 0.5 * distance(original)
+    assert forget_vs_test_auc(unlearned, data, test) < forget_vs_test_auc(original, data, test) - 0.1

@@ -16,7 +16,9 @@ differentiates s with respect to the penultimate features instead of the pixels;
 mean exp(−s) instead of mean s; ``normalize`` divides each term by its target (relative errors);
 ``walk="forget"`` makes an epoch walk the forget set with retain batches cycled alongside;
 ``compare="quantiles"`` matches each forget sample, by rank, to the non-members' quantile of that rank instead of
-matching batch means (the whole distribution, which is what a per-sample membership attack sees).
+matching batch means (the whole distribution, which is what a per-sample membership attack sees);
+``match="outputs"`` (classifiers) replaces the μ term by a descending one: cross-entropy from each forget
+sample's prediction to the original's class distribution on a random same-class reference non-member.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import copy
 import logging
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from unlearn.config import GradientPenaltyParams
@@ -124,6 +127,33 @@ def matching_terms(g_f: Tensor, t_f: Tensor, ref_g: Tensor, ref_t: Tensor, compa
     return penalty, matching
 
 
+@torch.no_grad()
+def nonmember_output_targets(original: Learner, data: UnlearningData, generator: torch.Generator,
+                             batch_size: int = 512) -> Tensor:
+    """For each forget sample, the original classifier's class distribution (eval mode) on a reference
+    non-member of the same class, drawn at random: what the model outputs for such an image it never saw.
+
+    Shape: forget (n_f, C, H, W), reference (n_r, C, H, W) -> (n_f, K) rows summing to 1.
+    """
+    if original.family != "supervised":
+        raise ValueError(f"gp: match 'outputs' needs a classifier's class outputs; {original.name} is an encoder "
+                         "(use match 'loss' or 'confidence')")
+    was_training = original.training
+    original.eval()
+    probs = torch.cat([torch.softmax(original.logits(data.reference_x[i:i + batch_size]), dim=1)
+                       for i in range(0, len(data.reference_x), batch_size)])
+    original.train(was_training)
+    pair = torch.empty(len(data.forget_y), dtype=torch.long)
+    for c in data.forget_y.unique().tolist():
+        forget_idx = (data.forget_y == c).nonzero().flatten().cpu()
+        pool = (data.reference_y == c).nonzero().flatten().cpu()
+        if len(pool) == 0:
+            raise ValueError(f"gp: match 'outputs' needs reference non-members of every forgotten class; "
+                             f"the reference set has none of class {c}")
+        pair[forget_idx] = pool[torch.randint(len(pool), (len(forget_idx),), generator=generator)]
+    return probs[pair.to(probs.device)]
+
+
 def gradient_penalty(original: Learner, data: UnlearningData, params: GradientPenaltyParams,
                      generator: torch.Generator) -> Learner:
     """Unlearn with MEMtrain + gradient penalty (stage ``params.stage``); the original is not modified."""
@@ -137,25 +167,33 @@ def gradient_penalty(original: Learner, data: UnlearningData, params: GradientPe
     cycled = cycle_batches(len(data.retain_x) if walk_forget else len(data.forget_x),
                            params.batch_size if walk_forget else params.forget_batch_size, generator)
     reference_batches = cycle_batches(len(data.reference_x), params.reference_batch_size, generator)
-    if params.stage == "memgp":
+    statistic = "loss" if params.match == "outputs" else params.match  # what the λ/μ terms compare
+    outputs = nonmember_output_targets(original, data, generator) if params.match == "outputs" else None
+    needs_signal = params.match != "outputs" or params.lambda_gp > 0
+    if params.stage == "memgp" and needs_signal:
         ref_g, ref_t = nonmember_values(original, data.reference_x, data.reference_y, wrt=params.penalty_on,
-                                        match=params.match)
+                                        match=statistic)
         logger.info("gp memgp targets: tau_g=%.4f tau_s=%.4f", ref_g.mean().item(), ref_t.mean().item())
 
     def batch_loss(idx: Tensor) -> Tensor:
         r, f = (next(cycled), idx) if walk_forget else (idx, next(cycled))
-        s_f, g_f = signal_and_input_grad_norm(learner, data.forget_x[f], data.forget_y[f], wrt=params.penalty_on)
-        if params.stage == "paired":
-            n = next(reference_batches)
-            s_n, g_n = signal_and_input_grad_norm(learner, data.reference_x[n], data.reference_y[n],
+        loss = learner.training_loss(data.retain_x[r], data.retain_y[r])
+        if needs_signal:
+            s_f, g_f = signal_and_input_grad_norm(learner, data.forget_x[f], data.forget_y[f],
                                                   wrt=params.penalty_on)
-            targets = g_n.detach().sort().values, matched_statistic(s_n, params.match).detach().sort().values
-        else:
-            targets = ref_g, ref_t
-        penalty, matching = matching_terms(g_f, matched_statistic(s_f, params.match), *targets, params.compare,
-                                           params.normalize)
-        utility = learner.training_loss(data.retain_x[r], data.retain_y[r])
-        return utility + params.lambda_gp * penalty + params.mu * matching
+            if params.stage == "paired":
+                n = next(reference_batches)
+                s_n, g_n = signal_and_input_grad_norm(learner, data.reference_x[n], data.reference_y[n],
+                                                      wrt=params.penalty_on)
+                targets = g_n.detach().sort().values, matched_statistic(s_n, statistic).detach().sort().values
+            else:
+                targets = ref_g, ref_t
+            penalty, matching = matching_terms(g_f, matched_statistic(s_f, statistic), *targets, params.compare,
+                                               params.normalize)
+            loss = loss + params.lambda_gp * penalty
+        if outputs is not None:  # descend towards what the model outputs for a same-class non-member
+            matching = F.cross_entropy(learner.logits(data.forget_x[f]), outputs[f])
+        return loss + params.mu * matching
 
     n_walked = len(data.forget_x) if walk_forget else len(data.retain_x)
     walked_batch = params.forget_batch_size if walk_forget else params.batch_size
