@@ -57,6 +57,12 @@ GP_VARIANTS = {
     "gp:forget-walk": {"walk": "forget", "epochs": 10},
     "gp:paired": {"stage": "paired"},
     "gp:adam": {"optimizer": "adam", "lr": 1e-4, "max_grad_norm": None},
+    "gp:quantiles": {"compare": "quantiles"},
+    # the descending output-matching term (classifiers only), with no gradient penalty or a small one on features
+    "gp:outputs": {"match": "outputs", "mu": 1.0, "lambda_gp": 0.0, "walk": "forget", "epochs": 40},
+    "gp:outputs-fgp": {"match": "outputs", "mu": 1.0, "lambda_gp": 0.01, "penalty_on": "features",
+                       "compare": "quantiles", "walk": "forget", "epochs": 40},
+    "gp:outputs-e80": {"match": "outputs", "mu": 1.0, "lambda_gp": 0.0, "walk": "forget", "epochs": 80},
 }
 
 
