@@ -213,12 +213,15 @@ def merge_section(previous: str, section: str, dataset: str, families: list[str]
               "Each seed re-draws the splits, the forget set and the model initialisation. Verdicts use the "
               "default thresholds with `require_power: false` (`inconclusive` = the original model is not caught, "
               "so nothing can be certified). Rows `gp:<variant>` are GP ablations (`GP_VARIANTS` in the script). "
-              "Each section's heading names the device. The digits/supervised section ran with `--no-cache` on an "
-              "otherwise idle 2-core CPU. The GPU sections ran on one H100 as 14 benchmark processes side by side "
-              "(`benchmarks/device_run.sh`), so their wall seconds are inflated by GPU sharing; the ratio to "
-              "retrain compares runs of the same process. Raw per-seed rows are in `results/records/*.jsonl`; "
-              "`--from-records` rebuilds a table from them. A row with fewer seeds says so: those processes hit "
-              "their time limit on the GPU and the missing seeds were run later on the CPU, or not at all.\n\n")
+              "Each section's heading names the device. CPU sections ran on this 2-core CPU (the heading gives "
+              "the threads per process), mostly side by side with up to three other benchmark processes, and the GPU sections on one H100 "
+              "as 14 processes side by side (`benchmarks/device_run.sh`): wall seconds are inflated by the sharing; "
+              "the ratio to retrain compares runs of the same process, except where an original or retrain came "
+              "from the benchmark cache (`benchmarks/.cache`, same code and params, trained earlier under other "
+              "load: the cifar10 supervised-cpu seed 0, and the encoders' class-wise originals, which their "
+              "random-10% runs trained). Raw per-seed rows are in `results/records/*.jsonl`; `--from-records` "
+              "rebuilds a table from them. A row with fewer seeds says so: those processes hit their time limit "
+              "on the GPU and the missing seeds were run later on the CPU, or not at all.\n\n")
     marker = f"<!-- {dataset}:{'+'.join(families)} -->"
     blocks = [b for b in previous.split("<!-- ")[1:] if not b.startswith(marker[5:])]
     body = "".join("<!-- " + b for b in blocks)
