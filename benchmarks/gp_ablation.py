@@ -40,17 +40,11 @@ VARIANTS = {
     "... retain batch 256, forget batch 16": {"normalize": True, "lr": 0.001, "batch_size": 256,
                                               "forget_batch_size": 16},
     "compare quantiles (default otherwise)": {"compare": "quantiles"},
-    "... λ=0.1": {"compare": "quantiles", "lambda_gp": 0.1},
-    "... μ=1, confidence, λ=0": {"compare": "quantiles", "match": "confidence", "mu": 1.0, "lambda_gp": 0.0},
     "match outputs, μ=1, λ=0, walk forget, 40 epochs": OUT,
     "... 20 epochs": {**OUT, "epochs": 20},
-    "... 80 epochs": {**OUT, "epochs": 80},
     "... λ=0.01 (input gradients, quantiles)": {**OUT, "lambda_gp": 0.01, "compare": "quantiles"},
     "... λ=0.1 (input gradients, quantiles)": {**OUT, "lambda_gp": 0.1, "compare": "quantiles"},
     "... λ=1 (input gradients, means)": {**OUT, "lambda_gp": 1.0},
-    "... λ=0.01 (feature gradients, quantiles)": {**OUT, "lambda_gp": 0.01, "compare": "quantiles",
-                                                  "penalty_on": "features"},
-    "... adam 1e-4, no clipping": {**OUT, "optimizer": "adam", "lr": 1e-4, "max_grad_norm": None},
 }
 
 
