@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from harness import avg_gap, build_scenario, run_methods, with_overrides
-from unlearning import scenario_params
+from unlearning import OUTPUTS, scenario_params
 
 from unlearn.config import load_params
 from unlearn.io import write_text
@@ -22,7 +22,6 @@ from unlearn.io import write_text
 ROOT = Path(__file__).resolve().parents[1]
 STORE = Path(__file__).resolve().parent / ".cache" / "gp_ablation.json"  # lets an interrupted run resume
 FW = {"walk": "forget", "epochs": 10, "normalize": True}  # walk the forget set, scale-free terms
-OUT = {"match": "outputs", "mu": 1.0, "lambda_gp": 0.0, "walk": "forget", "epochs": 40}  # the descending μ term
 VARIANTS = {
     "default (memgp, walk retain, 5 epochs, SGD 0.01, clip 1, λ=1, μ=0.1)": {},
     "walk forget, normalized, 10 epochs": FW,
@@ -40,11 +39,11 @@ VARIANTS = {
     "... retain batch 256, forget batch 16": {"normalize": True, "lr": 0.001, "batch_size": 256,
                                               "forget_batch_size": 16},
     "compare quantiles (default otherwise)": {"compare": "quantiles"},
-    "match outputs, μ=1, λ=0, walk forget, 40 epochs": OUT,
-    "... 20 epochs": {**OUT, "epochs": 20},
-    "... λ=0.01 (input gradients, quantiles)": {**OUT, "lambda_gp": 0.01, "compare": "quantiles"},
-    "... λ=0.1 (input gradients, quantiles)": {**OUT, "lambda_gp": 0.1, "compare": "quantiles"},
-    "... λ=1 (input gradients, means)": {**OUT, "lambda_gp": 1.0},
+    "match outputs, μ=1, λ=0, walk forget, 40 epochs": OUTPUTS,
+    "... 20 epochs": {**OUTPUTS, "epochs": 20},
+    "... λ=0.01 (input gradients, quantiles)": {**OUTPUTS, "lambda_gp": 0.01, "compare": "quantiles"},
+    "... λ=0.1 (input gradients, quantiles)": {**OUTPUTS, "lambda_gp": 0.1, "compare": "quantiles"},
+    "... λ=1 (input gradients, means)": {**OUTPUTS, "lambda_gp": 1.0},
 }
 
 

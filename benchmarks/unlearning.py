@@ -48,6 +48,7 @@ ENCODER_PRETRAIN = {"digits": {"augment": "digits", "epochs": 150, "batch_size":
 DEVICE = (torch.cuda.get_device_name() if resolve_device("auto").type == "cuda"
           else f"CPU ({torch.get_num_threads()} threads)")
 KINDS = {"random 10%": {"kind": "random", "fraction": 0.1}, "class 3": {"kind": "class", "classes": [3]}}
+OUTPUTS = {"match": "outputs", "mu": 1.0, "lambda_gp": 0.0, "walk": "forget", "epochs": 40}  # descending μ term
 # GP ablation rows (``--gp-variants``): name -> overrides of params.unlearn.gp (docs/method.md, "What was tried")
 GP_VARIANTS = {
     "gp:norm": {"normalize": True},
@@ -59,10 +60,9 @@ GP_VARIANTS = {
     "gp:adam": {"optimizer": "adam", "lr": 1e-4, "max_grad_norm": None},
     "gp:quantiles": {"compare": "quantiles"},
     # the descending output-matching term (classifiers only), with no gradient penalty or a small one on features
-    "gp:outputs": {"match": "outputs", "mu": 1.0, "lambda_gp": 0.0, "walk": "forget", "epochs": 40},
-    "gp:outputs-fgp": {"match": "outputs", "mu": 1.0, "lambda_gp": 0.01, "penalty_on": "features",
-                       "compare": "quantiles", "walk": "forget", "epochs": 40},
-    "gp:outputs-e80": {"match": "outputs", "mu": 1.0, "lambda_gp": 0.0, "walk": "forget", "epochs": 80},
+    "gp:outputs": OUTPUTS,
+    "gp:outputs-fgp": {**OUTPUTS, "lambda_gp": 0.01, "penalty_on": "features", "compare": "quantiles"},
+    "gp:outputs-e80": {**OUTPUTS, "epochs": 80},
 }
 
 
@@ -214,8 +214,9 @@ def merge_section(previous: str, section: str, dataset: str, families: list[str]
               "default thresholds with `require_power: false` (`inconclusive` = the original model is not caught, "
               "so nothing can be certified). Rows `gp:<variant>` are GP ablations (`GP_VARIANTS` in the script). "
               "Each section's heading names the device. CPU sections ran on this 2-core CPU (the heading gives "
-              "the threads per process), mostly side by side with up to three other benchmark processes, and the GPU sections on one H100 "
-              "as 14 processes side by side (`benchmarks/device_run.sh`): wall seconds are inflated by the sharing; "
+              "the threads per process), mostly side by side with up to three other benchmark processes, and the "
+              "GPU sections on one H100 as 14 processes side by side (`benchmarks/device_run.sh`): wall seconds "
+              "are inflated by the sharing; "
               "the ratio to retrain compares runs of the same process, except where an original or retrain came "
               "from the benchmark cache (`benchmarks/.cache`, same code and params, trained earlier under other "
               "load: the cifar10 supervised-cpu seed 0, and the encoders' class-wise originals, which their "

@@ -81,7 +81,7 @@ from unlearn.evaluation import predict_logits
 from unlearn.learners import build_learner
 from unlearn.methods import UnlearningData
 from unlearn.methods.gradient_penalty import (gradient_penalty, matched_statistic, matching_terms,
-                                              nonmember_output_targets, nonmember_targets, rank_targets)
+                                              nonmember_output_targets, nonmember_values, rank_targets)
 from unlearn.mia import logit_margin
 from unlearn.training import fit, make_optimizer, seed_everything, trainable
 
@@ -181,11 +181,13 @@ def test_walking_the_forget_set_takes_one_step_per_forget_batch(monkeypatch, one
     assert len(steps) == 3 * (20 // 8)  # the last partial forget batch is dropped, as in every epoch walk
 
 
-def test_nonmember_targets_depend_on_the_matched_statistic():
+def test_nonmember_values_depend_on_the_matched_statistic():
     data, _ = digits_split(n_members=20, n_forget=10, n_reference=30, n_test=10)
     learner = digits_learner(width=4)
-    g_loss, s_loss = nonmember_targets(learner, data.reference_x, data.reference_y, match="loss")
-    g_conf, s_conf = nonmember_targets(learner, data.reference_x, data.reference_y, match="confidence")
+    g_loss, s_loss = (v.mean().item() for v in nonmember_values(learner, data.reference_x, data.reference_y,
+                                                                  match="loss"))
+    g_conf, s_conf = (v.mean().item() for v in nonmember_values(learner, data.reference_x, data.reference_y,
+                                                                  match="confidence"))
     assert g_loss == pytest.approx(g_conf) and 0 < s_conf < 1 < s_loss  # ~log(10) loss, ~0.1 probability
 
 

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from unlearn.config import GradientPenaltyParams
+from unlearn.evaluation import predict_logits
 from unlearn.learners.base import Learner
 from unlearn.methods.base import UnlearningData
 from unlearn.training import cycle_batches, fit, make_optimizer, prepare_schedule, trainable
@@ -89,13 +90,6 @@ def nonmember_values(learner: Learner, x: Tensor, y: Tensor, batch_size: int = 2
     return torch.cat(gs).sort().values, torch.cat(ts).sort().values
 
 
-def nonmember_targets(learner: Learner, x: Tensor, y: Tensor, batch_size: int = 256, wrt: str = "input",
-                      match: str = "loss") -> tuple[float, float]:
-    """τ_g (mean gradient norm) and τ_s (mean matched statistic) over reference non-members."""
-    g, t = nonmember_values(learner, x, y, batch_size, wrt, match)
-    return g.mean().item(), t.mean().item()
-
-
 def rank_targets(reference_sorted: Tensor, n: int) -> Tensor:
     """The reference's (i + 0.5)/n quantiles, i = 0..n-1: the target of the i-th smallest of n forget values.
     Shape: (N,) sorted -> (n,)."""
@@ -127,7 +121,6 @@ def matching_terms(g_f: Tensor, t_f: Tensor, ref_g: Tensor, ref_t: Tensor, compa
     return penalty, matching
 
 
-@torch.no_grad()
 def nonmember_output_targets(original: Learner, data: UnlearningData, generator: torch.Generator,
                              batch_size: int = 512) -> Tensor:
     """For each forget sample, the original classifier's class distribution (eval mode) on a reference
@@ -139,10 +132,9 @@ def nonmember_output_targets(original: Learner, data: UnlearningData, generator:
         raise ValueError(f"gp: match 'outputs' needs a classifier's class outputs; {original.name} is an encoder "
                          "(use match 'loss' or 'confidence')")
     was_training = original.training
-    original.eval()
-    probs = torch.cat([torch.softmax(original.logits(data.reference_x[i:i + batch_size]), dim=1)
-                       for i in range(0, len(data.reference_x), batch_size)])
+    logits = predict_logits(original, data.reference_x, batch_size)  # eval mode; float32 values held as float64
     original.train(was_training)
+    probs = torch.softmax(torch.from_numpy(logits).float().to(data.forget_x.device), dim=1)
     pair = torch.empty(len(data.forget_y), dtype=torch.long)
     for c in data.forget_y.unique().tolist():
         forget_idx = (data.forget_y == c).nonzero().flatten().cpu()
