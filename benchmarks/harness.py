@@ -95,7 +95,8 @@ def run_methods(scenario: Scenario, params: Params, methods: list[str],
     """Model, evidence, seconds and verdict per model name (original, then each method).
 
     ``reuse`` holds earlier results (e.g. the retrain reference) whose models are not trained again.
-    ``variants`` adds rows ``name -> (method, overrides of params.unlearn.<method>)``, e.g. GP ablations.
+    ``variants`` adds rows ``name -> (method, overrides of params.unlearn.<method>)``, e.g. GP ablations or a
+    retrain from another seed.
     """
     device = resolve_device(params.device)
     udata = unlearning_data(scenario.data, scenario.forget, device)

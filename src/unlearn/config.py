@@ -151,6 +151,8 @@ MethodName = Literal["retrain", "finetune", "gp", "ga", "neggrad_plus", "rl", "l
 
 class RetrainParams(_Section):
     epochs: int | None = Field(None, ge=1, description="null = the original model's epochs")
+    seed: int | None = Field(None, description="null = the original's training seed (same initialisation and "
+                             "batch order as the original, minus the forgotten data); an int = another one")
 
 
 class UnlearnParams(_Section):

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from unlearn.config import (AlignmentCalibrationParams, GradientAscentParams, L1SparseParams, MethodName,
-                            NegGradPlusParams, RandomLabelsParams, SalUnParams, ScrubParams, UnlearnParams)
+                            NegGradPlusParams, RandomLabelsParams, RetrainParams, SalUnParams, ScrubParams,
+                            UnlearnParams)
 from unlearn.learners import build_learner
 from unlearn.methods import METHODS, UnlearningData, get_method
 from unlearn.methods.random_labels import wrong_labels
@@ -105,6 +106,18 @@ def test_muc_cosine_calibration_runs_without_reference():
     params = AlignmentCalibrationParams(**BUDGET, calibration="cosine")
     unlearned = get_method("muc")(original, data, params, torch.Generator().manual_seed(0))
     assert any(not torch.equal(a, b) for a, b in zip(unlearned.parameters(), original.parameters()))
+
+
+def test_retrain_uses_the_originals_seed_unless_given_another():
+    original, data = tiny_learner("supervised"), tiny_data()
+    retrain = get_method("retrain")
+
+    def weights(params: RetrainParams) -> list[torch.Tensor]:
+        return [p.detach().clone() for p in retrain(original, data, params, torch.Generator()).parameters()]
+
+    default, again, reseeded = weights(RetrainParams()), weights(RetrainParams()), weights(RetrainParams(seed=7))
+    assert all(torch.equal(a, b) for a, b in zip(default, again))  # the training seed fixes it, not the caller
+    assert any(not torch.equal(a, b) for a, b in zip(default, reseeded))
 
 
 def test_unknown_method_name_lists_the_available_ones():
