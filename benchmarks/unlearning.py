@@ -63,6 +63,8 @@ GP_VARIANTS = {
     "gp:outputs": OUTPUTS,
     "gp:outputs-fgp": {**OUTPUTS, "lambda_gp": 0.01, "penalty_on": "features", "compare": "quantiles"},
     "gp:outputs-e80": {**OUTPUTS, "epochs": 80},
+    "gp:outputs-mu3-e80": {**OUTPUTS, "mu": 3.0, "epochs": 80},
+    "gp:outputs-e160": {**OUTPUTS, "epochs": 160},
 }
 # ``--noise-floor``: a second exact retrain from another initialisation and batch order (training seed 1000; the
 # reference retrain uses the original's). Its Avg. Gap to the reference is what retraining itself scores: the
