@@ -65,6 +65,8 @@ GP_VARIANTS = {
     "gp:outputs-e80": {**OUTPUTS, "epochs": 80},
     "gp:outputs-mu3-e80": {**OUTPUTS, "mu": 3.0, "epochs": 80},
     "gp:outputs-e160": {**OUTPUTS, "epochs": 160},
+    "gp:outputs-lr0.02-e80": {**OUTPUTS, "lr": 0.02, "epochs": 80},
+    "gp:outputs-lr0.04-e40": {**OUTPUTS, "lr": 0.04, "epochs": 40},
 }
 # ``--noise-floor``: a second exact retrain from another initialisation and batch order (training seed 1000; the
 # reference retrain uses the original's). Its Avg. Gap to the reference is what retraining itself scores: the
