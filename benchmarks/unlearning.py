@@ -5,6 +5,7 @@ ratio to retrain's — mean ± std over seeds. Writes benchmarks/results/unlearn
     .venv/bin/python benchmarks/unlearning.py                      # digits, supervised, 3 seeds
     .venv/bin/python benchmarks/unlearning.py --dataset cifar10 --families supervised --seeds 0 1 2
     .venv/bin/python benchmarks/unlearning.py --gp-variants --records runs.jsonl   # + every GP ablation row
+    .venv/bin/python benchmarks/unlearning.py --baseline-variants --noise-floor     # + baselines' lr, a 2nd retrain
     .venv/bin/python benchmarks/unlearning.py --dataset cifar10 --from-records results/records/cifar_*.jsonl
 
 ``--records`` appends the raw per-seed rows as JSON lines; ``--from-records`` rebuilds a section from such files
@@ -67,6 +68,13 @@ GP_VARIANTS = {
     "gp:outputs-e160": {**OUTPUTS, "epochs": 160},
     "gp:outputs-lr0.02-e80": {**OUTPUTS, "lr": 0.02, "epochs": 80},
     "gp:outputs-lr0.04-e40": {**OUTPUTS, "lr": 0.04, "epochs": 40},
+}
+# ``--baseline-variants``: baselines at other budgets than params.yaml's (tuned on digits), name -> (method, overrides)
+BASELINE_VARIANTS = {
+    "salun:lr3e-4": ("salun", {"lr": 3e-4}),
+    "salun:lr1e-4": ("salun", {"lr": 1e-4}),
+    "rl:lr3e-4": ("rl", {"lr": 3e-4}),
+    "rl:lr1e-4": ("rl", {"lr": 1e-4}),
 }
 # ``--noise-floor``: a second exact retrain from another initialisation and batch order (training seed 1000; the
 # reference retrain uses the original's). Its Avg. Gap to the reference is what retraining itself scores: the
@@ -186,6 +194,8 @@ def main() -> None:
     p.add_argument("--methods", nargs="+", default=None)
     p.add_argument("--gp-variants", nargs="*", choices=sorted(GP_VARIANTS), default=None,
                    help="extra GP ablation rows (no names: all of them)")
+    p.add_argument("--baseline-variants", nargs="*", choices=sorted(BASELINE_VARIANTS), default=None,
+                   help="baselines at other learning rates (no names: all of them)")
     p.add_argument("--noise-floor", action="store_true",
                    help="add retrain:reseed, a second retrain from another initialisation (the Avg. Gap floor)")
     p.add_argument("--records", default=None, help="append raw per-seed rows to this JSONL file")
@@ -209,7 +219,9 @@ def main() -> None:
             raise SystemExit(f"skipped: {ZIP} not found (the CIFAR-10 rows need ../shared/datasets/cifar10-jpeg.zip "
                              "or UNLEARN_CIFAR_ZIP)")
         gp_rows = [] if ns.gp_variants is None else ns.gp_variants or list(GP_VARIANTS)
-        variants = {k: ("gp", GP_VARIANTS[k]) for k in gp_rows} | (NOISE_FLOOR if ns.noise_floor else {})
+        baseline_rows = [] if ns.baseline_variants is None else ns.baseline_variants or list(BASELINE_VARIANTS)
+        variants = ({k: ("gp", GP_VARIANTS[k]) for k in gp_rows} | {k: BASELINE_VARIANTS[k] for k in baseline_rows}
+                    | (NOISE_FLOOR if ns.noise_floor else {}))
         results = run(ns.dataset, ns.families, ns.kinds, ns.seeds, ns.methods, cache=not ns.no_cache,
                       variants=variants, records_path=Path(ns.records) if ns.records else None,
                       sets=parse_sets(ns.set))
