@@ -54,7 +54,8 @@ else
     job "digits_$fam" "$LIMIT" $U --dataset digits --families $fam --seeds 0 1 2 --kinds "random 10%" "class 3" \
         --gp-variants gp:norm gp:norm-forget-walk --records "$OUT/res/digits_$fam.jsonl" \
         --out "$OUT/res/u_digits_$fam.md" --no-cache
-    # random 10% has 3 seeds in results/records (H100 + CPU); the class-wise rows are what is missing
+    # both kinds have 3 seeds in results/records (class-wise from the CPU); list this file after
+    # cifar_encoders_cpu.jsonl in --from-records and its rows replace the CPU ones (the later file wins)
     job "cifar_${fam}_class" "$LIMIT" $U --dataset cifar10 --families $fam --seeds 0 1 2 --kinds "class 3" \
         --records "$OUT/res/cifar_${fam}_class.jsonl" --out "$OUT/res/u_cifar_${fam}_class.md" --no-cache
   done
