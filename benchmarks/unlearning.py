@@ -82,6 +82,11 @@ BASELINE_VARIANTS = {
 NOISE_FLOOR = {"retrain:reseed": ("retrain", {"seed": 1000})}
 
 
+def chosen(names: list[str] | None, table: dict) -> list[str]:
+    """The rows a ``--*-variants`` flag asks for: none when absent, all of ``table`` when given without names."""
+    return [] if names is None else names or list(table)
+
+
 def parse_sets(pairs: list[str]) -> dict:
     """``["pretrain.epochs=2", "unlearn.gp.walk=forget"]`` -> nested overrides (values parsed as YAML)."""
     out: dict = {}
@@ -218,9 +223,8 @@ def main() -> None:
         if ns.dataset == "cifar10" and not ZIP.is_file():
             raise SystemExit(f"skipped: {ZIP} not found (the CIFAR-10 rows need ../shared/datasets/cifar10-jpeg.zip "
                              "or UNLEARN_CIFAR_ZIP)")
-        gp_rows = [] if ns.gp_variants is None else ns.gp_variants or list(GP_VARIANTS)
-        baseline_rows = [] if ns.baseline_variants is None else ns.baseline_variants or list(BASELINE_VARIANTS)
-        variants = ({k: ("gp", GP_VARIANTS[k]) for k in gp_rows} | {k: BASELINE_VARIANTS[k] for k in baseline_rows}
+        variants = ({k: ("gp", GP_VARIANTS[k]) for k in chosen(ns.gp_variants, GP_VARIANTS)}
+                    | {k: BASELINE_VARIANTS[k] for k in chosen(ns.baseline_variants, BASELINE_VARIANTS)}
                     | (NOISE_FLOOR if ns.noise_floor else {}))
         results = run(ns.dataset, ns.families, ns.kinds, ns.seeds, ns.methods, cache=not ns.no_cache,
                       variants=variants, records_path=Path(ns.records) if ns.records else None,
