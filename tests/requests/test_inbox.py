@@ -3,7 +3,8 @@ import os
 
 import pytest
 
-from unlearn.requests.inbox import Rejection, inbox_file, parse_request, read_inbox, safe_name, validate
+from unlearn.requests.inbox import (MAX_BYTES, MAX_DEPTH, Rejection, inbox_file, parse_request, read_inbox, safe_name,
+                                    validate)
 
 MEMBERS = {f"s-{i:03d}" for i in range(20)}
 KNOWN = MEMBERS | {f"t-{i:03d}" for i in range(10)}
@@ -115,3 +116,44 @@ def test_read_inbox_reads_files_and_refuses_symlinks_and_folders(tmp_path):
     assert [r.request_id for r in accepted] == ["r1"] and len(rejected) == 4
     assert read_inbox(tmp_path / "missing") == []
     assert read_inbox(inbox)[2].sha256 == files["evil.json"].sha256  # a refused entry is recognised again
+
+
+# ---------------------------------------------------------------- issue 12: crafted files (defects 3 and 11)
+
+def test_a_deeply_nested_array_is_rejected_with_a_reason_not_a_recursion_error():
+    deep = b"[" * 200_000 + b"]" * 200_000  # 400 KB: under the byte limit, crashed json.loads before
+    assert len(deep) < MAX_BYTES
+    reason = reason_of(deep, "deep.json")
+    assert "nested deeper than" in reason and str(MAX_DEPTH) in reason
+    inside = req(reason="[" * 100)  # brackets inside strings do not count
+    assert check(inside)[0]
+
+
+def test_nesting_within_the_limit_still_parses_and_is_judged_on_its_content():
+    shallow = json.dumps({"request_id": "r1", "sample_ids": [[["s-001"]]], "requested_at": AT}).encode()
+    assert "list of strings" in reason_of(shallow)
+
+
+def test_a_huge_integer_is_rejected_naming_the_problem():
+    huge = b'{"request_id": "r1", "sample_ids": ["s-001"], "requested_at": ' + b"9" * 5000 + b"}"
+    reason = reason_of(huge, "huge.json")
+    assert "malformed JSON" in reason and "digits" in reason
+
+
+def test_long_ids_in_a_reason_are_cut(tmp_path):
+    reason = reason_of(req(ids=["x" * 100_000]))
+    assert reason.startswith("unknown sample id(s): xxx") and len(reason) < 300
+
+
+def test_a_refused_symlink_names_only_the_inbox_entry_never_its_target(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    os.symlink("/etc/passwd", inbox / "evil.json")
+    os.symlink("r1.json", inbox / "loop.json")
+    (inbox / "r1.json").write_bytes(req())
+    files = {f.name: f for f in read_inbox(inbox)}
+    assert "/etc/passwd" not in files["evil.json"].error and "passwd" not in files["evil.json"].error
+    assert "a symlink (outside the inbox)" in files["evil.json"].error
+    assert "a symlink (inside the inbox)" in files["loop.json"].error and "r1.json" not in files["loop.json"].error
+    _, rejected = validate(files.values(), members=MEMBERS, known=KNOWN)
+    assert not any("passwd" in x.reason or "passwd" in x.key for x in rejected)

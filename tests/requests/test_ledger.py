@@ -143,3 +143,40 @@ def test_inbox_file_sha_is_the_ledger_idempotency_key(tmp_path, ledger):
     assert not ledger.seen(f.name, f.sha256)
     ledger.append("file:a.json#x", "rejected", source=f.name, file_sha256=f.sha256)
     assert ledger.seen(f.name, f.sha256) and not ledger.seen("b.json", f.sha256)
+
+
+def test_crafted_files_are_rejected_and_recorded_and_the_others_go_on(tmp_path, ledger):
+    """Issue 12 defect 3: a 200,000-deep array and a 5,000-digit integer stopped every later ingestion."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a-deep.json").write_bytes(b"[" * 200_000 + b"]" * 200_000)
+    (inbox / "b-huge.json").write_bytes(b'{"request_id": "r9", "sample_ids": ["s-001"], "requested_at": '
+                                        + b"9" * 5000 + b"}")
+    _write(inbox, "c.json", "r1", ["s-003"])
+    first = _ingest(tmp_path, ledger)
+    assert [r.request_id for r in first.accepted] == ["r1"]
+    reasons = {x.source: x.reason for x in first.rejected}
+    assert "nested deeper than" in reasons["a-deep.json"] and "digits" in reasons["b-huge.json"]
+    rejected = {e.source: e for e in ledger.events() if e.state == "rejected"}
+    assert sorted(rejected) == ["a-deep.json", "b-huge.json"]
+    assert all(e.request_id.startswith("file:") and e.detail for e in rejected.values())
+    again = _ingest(tmp_path, ledger)  # recorded: the next run skips them instead of crashing again
+    assert again.rejected == [] and sorted(again.skipped) == ["a-deep.json", "b-huge.json", "c.json"]
+
+
+def test_a_rejected_symlink_is_recorded_under_its_name_without_its_target(tmp_path, ledger):
+    import os
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    os.symlink("/etc/passwd", inbox / "evil.json")
+    _ingest(tmp_path, ledger)
+    [event] = ledger.events()
+    assert event.state == "rejected" and event.source == "evil.json"
+    assert "/etc/passwd" not in (event.detail or "") and "passwd" not in event.request_id
+
+
+def test_an_overlong_detail_is_cut_before_it_reaches_the_ledger(ledger):
+    ledger.append("r1", "rejected", detail="x" * 100_000)
+    [event] = ledger.events("r1")
+    assert len(event.detail) <= 4000 and event.detail.endswith("(cut)")

@@ -33,6 +33,10 @@ from typing import Iterable, Mapping
 from unlearn.io import sha256_bytes
 
 MAX_BYTES = 1 << 20  # a request naming ~50k ids fits; anything larger is refused unread
+MAX_DEPTH = 32  # a request nests 2 deep; deeper files are refused before json.loads (which recurses per level)
+MAX_ID_CHARS = 80  # how much of one id a rejection reason quotes
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,250}\.json$")
 KEYS_REQUIRED = ("request_id", "sample_ids", "requested_at")
@@ -125,11 +129,10 @@ def read_inbox(inbox: str | Path) -> list[InboxFile]:
         name = entry.name
         if name.startswith(".") or not name.lower().endswith(".json"):
             continue
-        if entry.is_symlink():
-            target = os.readlink(entry.path)
+        if entry.is_symlink():  # the reason names the entry only: its target is not ours to record
             inside = Path(entry.path).resolve().is_relative_to(root)
             where = "inside the inbox" if inside else "outside the inbox"
-            out.append(_refused(name, f"a symlink to {target!r} ({where}); requests must be regular files"))
+            out.append(_refused(name, f"a symlink ({where}); requests must be regular files"))
             continue
         problem = safe_name(name)
         if problem:
@@ -168,10 +171,15 @@ def parse_request(f: InboxFile) -> Request | Rejection:
         text = f.data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return reject(f"not UTF-8 ({exc.reason} at byte {exc.start})")
+    depth = nesting_depth(text)
+    if depth > MAX_DEPTH:
+        return reject(f"malformed JSON (nested deeper than {MAX_DEPTH} levels: {depth})")
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         return reject(f"malformed JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")
+    except (ValueError, RecursionError) as exc:  # e.g. an integer over Python's int-digit limit
+        return reject(f"malformed JSON ({str(exc).split(';')[0][:160]})")
     if not isinstance(obj, dict):
         return reject(f"the top level must be a JSON object, got {type(obj).__name__}")
     rid = obj.get("request_id")
@@ -197,6 +205,23 @@ def parse_request(f: InboxFile) -> Request | Rejection:
     if reason is not None and not isinstance(reason, str):
         return reject("reason must be a string when given", rid)
     return Request(rid, tuple(ids), at, reason, f.name, f.sha256)
+
+
+def nesting_depth(text: str) -> int:
+    """The deepest ``[``/``{`` nesting of a JSON text, brackets inside strings not counted (a cheap scan that
+    never recurses, so a crafted file cannot exhaust the stack before it is refused).
+
+    >>> nesting_depth('{"a": [[1], "]]]"]}'), nesting_depth("[" * 5 + "]" * 5), nesting_depth("7")
+    (3, 5, 0)
+    """
+    depth = deepest = 0
+    for bracket in _BRACKET.findall(_STRING.sub('""', text)):
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 def validate(files: Iterable[InboxFile], *, members: set[str], known: set[str],
@@ -259,8 +284,14 @@ def _id_problem(ids: tuple[str, ...], members: set[str], known: set[str], forgot
 
 
 def _few(ids: list[str], n: int = 5) -> str:
+    """At most ``n`` ids for a reason, each cut to :data:`MAX_ID_CHARS` and with control characters escaped."""
     more = f" (+{len(ids) - n} more)" if len(ids) > n else ""
-    return ", ".join(ids[:n]) + more
+    return ", ".join(_quote(s) for s in ids[:n]) + more
+
+
+def _quote(sid: str) -> str:
+    text = ascii(sid)[1:-1] if not sid.isprintable() else sid
+    return text if len(text) <= MAX_ID_CHARS else text[:MAX_ID_CHARS] + "..."
 
 
 def _timestamp(text: str) -> datetime | None:

@@ -40,6 +40,7 @@ from unlearn.requests.inbox import Rejection, Request
 STATES = ("received", "processing", "done", "rejected", "failed")
 LIVE = ("received", "processing", "done", "failed")  # an accepted request, whatever became of its run
 PENDING = ("received", "processing", "failed")  # the next run must (re)process these
+MAX_DETAIL = 4000  # characters of an event's detail; a longer one (a crafted file's reason) is cut
 TRANSITIONS: dict[str | None, tuple[str, ...]] = {
     None: ("received", "rejected"),
     "rejected": ("received", "rejected"),
@@ -184,6 +185,8 @@ class Ledger:
         current = row[0] if row else None
         if state not in TRANSITIONS[current]:
             raise LedgerError(f"request {request_id!r}: cannot go from {current or 'nothing'} to {state}")
+        if detail is not None and len(detail) > MAX_DETAIL:
+            detail = detail[:MAX_DETAIL - 6] + " (cut)"
         cur = con.execute("INSERT INTO events (request_id, state, at, detail, model_version, certificate_sha256, "
                           "source, file_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                           (request_id, state, _now(), detail, model_version, certificate_sha256, source,
