@@ -1,12 +1,15 @@
 """The typed schema of ``params.yaml``: built once at the edge (stages, CLI), passed down as objects.
 
-Every section forbids unknown keys, so a typo is an error that names the key, not a silent default.
+Every section forbids unknown keys, so a typo is an error that names the key, not a silent default. Types are
+strict (``epochs: true`` or ``epochs: "3"`` is not an integer), numbers must be finite (``lr: .inf`` is refused),
+seeds lie in ``[0, 2**32)``, and a key given twice in the YAML is an error naming it and its line.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -16,8 +19,18 @@ class ParamsError(ValueError):
     """``params.yaml`` is missing, malformed or fails the schema; the message names file and key."""
 
 
+SEED_LIMIT = 2**32  # seeds lie in [0, 2**32): what numpy's legacy seeding accepts
+
+
+def seed_field(default: int | None = 0, description: str | None = None) -> Any:
+    """A seed: an integer in ``[0, 2**32)``."""
+    return Field(default, ge=0, lt=SEED_LIMIT, description=description)
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Unknown keys are errors; types are strict (no bool or string coercion); numbers must be finite."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class SplitSizes(_Section):
@@ -32,7 +45,7 @@ class PrepareParams(_Section):
     download: bool = False
     max_images: int | None = Field(None, ge=10, description="class-balanced subset before splitting")
     splits: SplitSizes = SplitSizes()
-    seed: int = 0
+    seed: int = seed_field()
 
     @model_validator(mode="after")
     def _root_needed(self) -> "PrepareParams":
@@ -65,14 +78,14 @@ class PretrainParams(_Section):
     amp: bool = Field(True, description="bfloat16 mixed precision when training on CUDA (ignored on CPU)")
     monitor_every: int = Field(10, ge=1, description="epochs between kNN / linear-probe evaluations")
     checkpoint_every: int = Field(10, ge=1, description="epochs between resumable training-state checkpoints")
-    seed: int = 0
+    seed: int = seed_field()
 
 
 class ForgetParams(_Section):
     kind: Literal["random", "class", "requests"] = "class"
     fraction: float = Field(0.1, gt=0, lt=1, description="share of the train split (kind=random)")
     classes: list[int] = Field(default_factory=lambda: [3], description="forgotten labels (kind=class)")
-    seed: int = 0
+    seed: int = seed_field()
 
 
 class MethodBudget(_Section):
@@ -151,15 +164,15 @@ MethodName = Literal["retrain", "finetune", "gp", "ga", "neggrad_plus", "rl", "l
 
 class RetrainParams(_Section):
     epochs: int | None = Field(None, ge=1, description="null = the original model's epochs")
-    seed: int | None = Field(None, description="null = the original's training seed (same initialisation and "
-                             "batch order as the original, minus the forgotten data); an int = another one")
+    seed: int | None = seed_field(None, description="null = the original's training seed (same initialisation "
+                                  "and batch order as the original, minus the forgotten data); an int = another one")
 
 
 class UnlearnParams(_Section):
     methods: list[MethodName] = Field(
         default_factory=lambda: ["retrain", "finetune", "gp"])
     retrain: RetrainParams = RetrainParams()
-    seed: int = 0
+    seed: int = seed_field()
     finetune: MethodBudget = MethodBudget()
     gp: GradientPenaltyParams = GradientPenaltyParams()
     ga: GradientAscentParams = GradientAscentParams()
@@ -195,7 +208,7 @@ class VerifyParams(_Section):
     promote: list[MethodName] = Field(
         default_factory=lambda: ["gp", "finetune", "retrain"],
         description="preference order for the 'production' alias among models whose certificate passed")
-    seed: int = 0
+    seed: int = seed_field()
 
 
 class TrackingParams(_Section):
@@ -254,15 +267,76 @@ class Params(_Section):
         return self.tracking.registered_model or f"{self.prepare.source}-{self.pretrain.method}"
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read and validate ``params.yaml``; raise one :class:`ParamsError` naming the file and the keys."""
+class _Loader(yaml.SafeLoader):
+    """Safe YAML, plus YAML 1.2 floats: ``1e-3`` is a number (as DVC reads it), not the string PyYAML makes of it."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def _duplicate_key(node: yaml.Node, where: str = "") -> str | None:
+    """The first key given twice in one mapping of the composed document, as ``'a.b' at line N (first at line M)``;
+    None when every key is unique. Walks nodes, not Python objects, so that the line is known."""
+    seen_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, str]] = [(node, where)]
+    while stack:
+        current, prefix = stack.pop()
+        if id(current) in seen_nodes:  # an alias: already checked
+            continue
+        seen_nodes.add(id(current))
+        if isinstance(current, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key_node, value_node in current.value:
+                key = str(key_node.value)
+                dotted = f"{prefix}.{key}" if prefix else key
+                line = key_node.start_mark.line + 1
+                if key in first and key != "<<":
+                    return f"{dotted!r} at line {line} (first at line {first[key]})"
+                first.setdefault(key, line)
+                stack.append((value_node, dotted))
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend((item, f"{prefix}.{i}") for i, item in enumerate(current.value))
+    return None
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file strictly: UTF-8 only, safe tags only, no key given twice. Every error is a
+    :class:`ParamsError` naming the file (and the key and line of a duplicate)."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path}: file not found")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParamsError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise ParamsError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        duplicate = _duplicate_key(node)
+        if duplicate:
+            raise ParamsError(f"{path}: duplicate key {duplicate}; give each key once")
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML ({exc})") from exc
+        raise ParamsError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    except (ValueError, RecursionError) as exc:  # e.g. an integer over Python's int-digit limit
+        if isinstance(exc, ParamsError):
+            raise
+        raise ParamsError(f"{path}: not valid YAML ({str(exc).split(';')[0]})") from None
+    finally:
+        loader.dispose()
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``; raise one :class:`ParamsError` naming the file and the keys."""
+    path = Path(path)
+    raw = read_yaml(path) or {}
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: the top level must be a mapping of sections")
     try:
