@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from unlearn.forget import forget_record, load_forget_record, member_partition, read_requests, select_classes, select_random
+from unlearn.forget import (forget_record, load_forget_record, member_partition, read_forget_json, read_requests,
+                            select_classes, select_random)
 from unlearn.io import sha256_ids, write_json
 
 IDS = [f"s-{i:03d}" for i in range(200)]
@@ -58,3 +59,29 @@ def test_forget_record_checks_dataset_and_tampering(tmp_path):
     write_json(tmp_path / "f.json", {**rec, "sample_ids": ["s-002"]})
     with pytest.raises(ValueError, match="altered"):
         load_forget_record(tmp_path / "f.json", "a" * 64)
+
+
+@pytest.mark.parametrize("content, words", [
+    ([1, 2, 3], "not a JSON object"),
+    ({"n": 1, "sha256": "x"}, "missing key 'sample_ids'"),
+    ({"sample_ids": "s-001", "sha256": "x", "dataset_fingerprint": "a"}, "'sample_ids' must be a list of strings"),
+    ({"sample_ids": ["s-001", 2], "sha256": "x", "dataset_fingerprint": "a"}, "'sample_ids' must be a list of strings"),
+    ({"sample_ids": ["s-001"], "dataset_fingerprint": "a"}, "missing key 'sha256'"),
+])
+def test_a_malformed_forget_json_is_one_error_naming_the_file_and_key(tmp_path, content, words):
+    """Issue 12 defect 7: a forget.json that is not an object or lacks sample_ids crashed with a traceback."""
+    path = tmp_path / "forget.json"
+    write_json(path, content)
+    for load in (lambda: read_forget_json(path), lambda: load_forget_record(path, "a" * 64)):
+        with pytest.raises(ValueError) as err:
+            load()
+        assert str(path) in str(err.value) and words in str(err.value)
+
+
+def test_a_forget_json_that_is_not_json_is_named(tmp_path):
+    path = tmp_path / "forget.json"
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="forget.json"):
+        read_forget_json(path)
+    with pytest.raises(FileNotFoundError, match="missing.json"):
+        read_forget_json(tmp_path / "missing.json")

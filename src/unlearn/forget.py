@@ -71,11 +71,32 @@ def member_partition(train_positions: np.ndarray, forget_positions: np.ndarray,
     return np.setdiff1d(train_positions, forget_positions), np.sort(forget_positions)
 
 
-def load_forget_record(path: str | Path, fingerprint: str) -> dict[str, Any]:
-    """Read ``forget.json`` and check it was made for this dataset (same fingerprint)."""
+def read_forget_json(path: str | Path) -> dict[str, Any]:
+    """Read ``forget.json`` and check its form: a JSON object whose ``sample_ids`` is a list of strings and whose
+    ``sha256`` (and ``dataset_fingerprint``, when present) are strings. Every problem is one ``ValueError`` naming
+    the file and the key (a missing file: ``FileNotFoundError``); the content is not checked against the data."""
     from unlearn.io import read_json
 
     record = read_json(path)
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: not a JSON object (got {type(record).__name__}); it is written by the forget "
+                         "stage: re-run it")
+    for key in ("sample_ids", "sha256"):
+        if key not in record:
+            raise ValueError(f"{path}: missing key {key!r}; it is written by the forget stage: re-run it")
+    ids = record["sample_ids"]
+    if not isinstance(ids, list) or not all(isinstance(s, str) for s in ids):
+        raise ValueError(f"{path}: 'sample_ids' must be a list of strings")
+    for key in ("sha256", "dataset_fingerprint"):
+        if key in record and not isinstance(record[key], str):
+            raise ValueError(f"{path}: {key!r} must be a string")
+    return record
+
+
+def load_forget_record(path: str | Path, fingerprint: str) -> dict[str, Any]:
+    """Read ``forget.json`` (:func:`read_forget_json`) and check it was made for this dataset (same fingerprint)
+    and that its id list matches its sha256."""
+    record = read_forget_json(path)
     if record.get("dataset_fingerprint") != fingerprint:
         raise ValueError(f"{path}: made for dataset {str(record.get('dataset_fingerprint'))[:12]}, but the "
                          f"prepared data is {fingerprint[:12]}; re-run the forget stage")
