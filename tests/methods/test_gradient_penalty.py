@@ -66,9 +66,11 @@ def test_signal_uses_eval_mode_and_restores_training_flag():
     assert model.training
 
 
-def test_gp_params_defaults_are_the_design_starting_point():
-    p = GradientPenaltyParams()
+def test_gp_params_paper_preset_is_the_design_starting_point():
+    p = GradientPenaltyParams(preset="paper")
     assert (p.stage, p.lambda_gp, p.mu) == ("memgp", 1.0, 0.1)
+    d = GradientPenaltyParams()  # the measured best: a descending output term, no gradient penalty
+    assert (d.match, d.lambda_gp, d.walk) == ("outputs", 0.0, "forget")
 
 
 # --- variants: gradient with respect to the penultimate features, walking the forget set, the matched statistic,
@@ -163,7 +165,7 @@ def test_gp_lowers_the_attack_auc_of_a_deliberately_overfit_model(one_thread):
     data, test = digits_split(n_members=60, n_forget=20)  # few members: the model memorises them
     original = overfit(digits_learner(width=16), data)
     before = forget_vs_test_auc(original, data, test)
-    params = GradientPenaltyParams(epochs=20, batch_size=32, forget_batch_size=20)  # defaults otherwise
+    params = GradientPenaltyParams(preset="paper", epochs=20, batch_size=32, forget_batch_size=20)
     unlearned = gradient_penalty(original, data, params, seed_everything(0))
     after = forget_vs_test_auc(unlearned, data, test)
     assert before > 0.7, f"the overfit original should leak (AUC {before:.3f})"
@@ -175,7 +177,8 @@ def test_walking_the_forget_set_takes_one_step_per_forget_batch(monkeypatch, one
     original = digits_learner(width=4)
     steps = []
     monkeypatch.setattr(type(original), "after_step", lambda self: steps.append(1), raising=False)
-    params = GradientPenaltyParams(epochs=3, walk="forget", forget_batch_size=8, batch_size=16, normalize=True,
+    params = GradientPenaltyParams(preset="paper", epochs=3, walk="forget", forget_batch_size=8, batch_size=16,
+                                   normalize=True,
                                    penalty_on="features")
     gradient_penalty(original, data, params, seed_everything(0))
     assert len(steps) == 3 * (20 // 8)  # the last partial forget batch is dropped, as in every epoch walk
@@ -226,7 +229,7 @@ def test_gp_with_quantile_matching_runs_and_changes_the_weights(one_thread):
     original = digits_learner(width=4)
     for stage in ("memgp", "paired"):
         params = GradientPenaltyParams(epochs=1, batch_size=16, forget_batch_size=8, reference_batch_size=16,
-                                       compare="quantiles", stage=stage)
+                                       compare="quantiles", stage=stage, preset="paper")
         unlearned = gradient_penalty(original, data, params, seed_everything(0))
         changed = [not torch.equal(a, b) for a, b in zip(original.parameters(), unlearned.parameters())]
         assert any(changed), stage
@@ -275,3 +278,145 @@ def test_gp_with_output_matching_moves_forget_predictions_towards_nonmember_outp
 
     assert distance(unlearned) < 0.5 * distance(original)
     assert forget_vs_test_auc(unlearned, data, test) < forget_vs_test_auc(original, data, test) - 0.1
+
+
+# --- class-wise forgetting, the presets, early stopping (issue 14)
+
+import importlib
+
+from unlearn.config import GP_PRESETS
+from unlearn.methods.gradient_penalty import (forget_membership_auc, forgotten_classes,
+                                              retained_class_distribution)
+
+
+def classwise_split(forgotten: int = 3, n_members: int = 200, n_reference: int = 300, n_test: int = 300):
+    """Digits members with every sample of class ``forgotten`` in the forget set, plus reference and test."""
+    data, (tx, ty) = digits_split(n_members=n_members, n_forget=0, n_reference=n_reference, n_test=n_test)
+    x, y = data.retain_x, data.retain_y
+    f = y == forgotten
+    return UnlearningData(x[~f], y[~f], x[f], y[f], data.reference_x, data.reference_y), (tx, ty)
+
+
+def test_classwise_targets_sum_to_one_with_zero_mass_on_forgotten_classes():
+    data, _ = classwise_split(forgotten=3)
+    assert forgotten_classes(data) == [3]
+    original = digits_learner(width=4)
+    for classwise in ("retained", "nonmember"):
+        targets = nonmember_output_targets(original, data, torch.Generator().manual_seed(0), classwise=classwise,
+                                           temperature=2.0)
+        assert targets.shape == (len(data.forget_y), 10)
+        torch.testing.assert_close(targets.sum(dim=1), torch.ones(len(targets)))
+        assert torch.all(targets[:, 3] == 0)
+        assert torch.all(targets[:, [c for c in range(10) if c != 3]] > 0)
+
+
+def test_retained_class_distribution_is_the_softmax_of_the_retained_logits():
+    logits = torch.tensor([[1.0, 5.0, 2.0, 0.0], [0.0, 0.0, 3.0, -1.0]])
+    got = retained_class_distribution(logits, [1], temperature=2.0)
+    keep = [0, 2, 3]
+    want = torch.zeros_like(logits)
+    want[:, keep] = torch.softmax(logits[:, keep] / 2.0, dim=1)
+    torch.testing.assert_close(got, want)
+    with pytest.raises(ValueError, match="every class is forgotten"):
+        retained_class_distribution(logits, [0, 1, 2, 3])
+
+
+def test_partly_forgotten_classes_keep_the_same_class_nonmember_target():
+    data, _ = classwise_split(forgotten=3)
+    # one retained sample of class 3 makes the class only partly forgotten: same-class non-member targets again
+    mixed = UnlearningData(torch.cat([data.retain_x, data.forget_x[:1]]), torch.cat([data.retain_y, data.forget_y[:1]]),
+                           data.forget_x[1:], data.forget_y[1:], data.reference_x, data.reference_y)
+    assert forgotten_classes(mixed) == []
+    original = digits_learner(width=4)
+    targets = nonmember_output_targets(original, mixed, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        original.eval()
+        ref_probs = torch.softmax(original.logits(data.reference_x[data.reference_y == 3]), dim=1)
+    assert all((ref_probs - t).abs().amax(dim=1).min() < 1e-6 for t in targets)
+
+
+def test_a_missing_reference_class_is_a_clear_error():
+    data, _ = classwise_split(forgotten=3)
+    original = digits_learner(width=4)
+    nearest = retained_class_distribution(torch.from_numpy(predict_logits(original, data.forget_x)).float(),
+                                          [3]).argmax(dim=1)
+    needed = int(nearest[0])  # the nearest retained class of the first forgotten sample
+    keep = data.reference_y != needed
+    no_ref = UnlearningData(data.retain_x, data.retain_y, data.forget_x, data.forget_y, data.reference_x[keep],
+                            data.reference_y[keep])
+    with pytest.raises(ValueError, match=f"nearest retained class.*none of class {needed}"):
+        nonmember_output_targets(original, no_ref, torch.Generator().manual_seed(0), classwise="nonmember")
+    # the default class-wise target needs no reference sample of the forgotten class
+    assert nonmember_output_targets(original, no_ref, torch.Generator().manual_seed(0)).shape[0] == len(
+        data.forget_y)
+    with pytest.raises(ValueError, match="classwise_target must be"):
+        nonmember_output_targets(original, data, torch.Generator().manual_seed(0), classwise="uniform")
+
+
+def accuracy_on(learner, x, y) -> float:
+    return float((predict_logits(learner, x).argmax(1) == y.numpy()).mean())
+
+
+def test_default_gp_forgets_a_whole_class_and_keeps_the_others(one_thread):
+    data, (tx, ty) = classwise_split(forgotten=3)
+    original = overfit(digits_learner(width=16), data, epochs=60)
+    keep = ty != 3
+    before_forget, before_test = accuracy_on(original, data.forget_x, data.forget_y), accuracy_on(
+        original, tx[keep], ty[keep])
+    params = GradientPenaltyParams(epochs=10)  # the default configuration, a shorter budget
+    unlearned = gradient_penalty(original, data, params, seed_everything(0))
+    after_forget, after_test = accuracy_on(unlearned, data.forget_x, data.forget_y), accuracy_on(
+        unlearned, tx[keep], ty[keep])
+    # a retrained model never predicts the forgotten class: its forget accuracy is 0
+    assert before_forget > 0.9 and after_forget < 0.1, (before_forget, after_forget)
+    assert after_test > before_test - 0.03, (before_test, after_test)
+    assert accuracy_on(unlearned, data.retain_x, data.retain_y) > 0.97
+
+
+def test_paper_preset_is_algorithm_2_and_explicit_keys_override_it():
+    p = GradientPenaltyParams(preset="paper")
+    assert (p.stage, p.match, p.lambda_gp, p.mu, p.walk, p.epochs, p.optimizer, p.lr) == (
+        "memgp", "loss", 1.0, 0.1, "retain", 5, "sgd", 0.01)
+    assert p.model_dump() == {**GradientPenaltyParams().model_dump(), **GP_PRESETS["paper"], "preset": "paper"}
+    assert GradientPenaltyParams(preset="paper", epochs=3).epochs == 3
+    with pytest.raises(Exception, match="preset"):
+        GradientPenaltyParams(preset="fast")
+
+
+def test_paper_preset_reproduces_the_algorithm_2_loss_on_a_fixed_batch(monkeypatch, one_thread):
+    gp_module = importlib.import_module("unlearn.methods.gradient_penalty")  # the package re-exports the function
+
+    data, _ = digits_split(n_members=60, n_forget=12, n_reference=40, n_test=10)
+    original = digits_learner(width=4)
+    params = GradientPenaltyParams(preset="paper", forget_batch_size=16)  # one forget batch = the whole forget set
+    captured = {}
+
+    def fake_fit(model, batch_loss, n, **kw):
+        model.train()
+        captured["loss"] = batch_loss(torch.arange(16)).item()  # retain batch 0..15, forget batch: all 12
+        captured["model"] = model
+
+    monkeypatch.setattr(gp_module, "fit", fake_fit)
+    gradient_penalty(original, data, params, seed_everything(0))
+    model = captured["model"]
+    # L = MEMtrain(B_r) + λ (mean ‖∇x s(x_f)‖ − τ_g)² + μ |mean s(x_f) − τ_s|, τ from the original on D_n
+    s_n, g_n = signal_and_input_grad_norm(original, data.reference_x, data.reference_y, create_graph=False)
+    s_f, g_f = signal_and_input_grad_norm(model, data.forget_x, data.forget_y, create_graph=False)
+    model.train()
+    memtrain = model.training_loss(data.retain_x[:16], data.retain_y[:16]).item()
+    want = memtrain + 1.0 * (g_f.mean() - g_n.mean()).item() ** 2 + 0.1 * abs((s_f.mean() - s_n.mean()).item())
+    assert captured["loss"] == pytest.approx(want, rel=1e-4)
+
+
+def test_early_stop_ends_the_run_once_the_forget_set_looks_like_nonmembers(monkeypatch, one_thread):
+    gp_module = importlib.import_module("unlearn.methods.gradient_penalty")  # the package re-exports the function
+
+    data, _ = classwise_split(forgotten=3)
+    original = overfit(digits_learner(width=8), data, epochs=30)
+    assert forget_membership_auc(original, data) > 0.5
+    calls = []
+    real = gp_module.forget_membership_auc
+    monkeypatch.setattr(gp_module, "forget_membership_auc", lambda *a: calls.append(real(*a)) or calls[-1])
+    params = GradientPenaltyParams(epochs=40, early_stop=0.5, check_every=2)  # any AUC stops at the first check
+    gradient_penalty(original, data, params, seed_everything(0))
+    assert len(calls) == 1

@@ -26,14 +26,17 @@ from __future__ import annotations
 import copy
 import logging
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
 from torch import Tensor
 
 from unlearn.config import GradientPenaltyParams
 from unlearn.evaluation import predict_logits
 from unlearn.learners.base import Learner
 from unlearn.methods.base import UnlearningData
+from unlearn.mia import logit_margin
 from unlearn.training import cycle_batches, fit, make_optimizer, prepare_schedule, trainable
 
 logger = logging.getLogger(__name__)
@@ -121,29 +124,93 @@ def matching_terms(g_f: Tensor, t_f: Tensor, ref_g: Tensor, ref_t: Tensor, compa
     return penalty, matching
 
 
+def forgotten_classes(data: UnlearningData) -> list[int]:
+    """Classes with forget samples and no retain sample left: no retrained model can predict them."""
+    retained = set(data.retain_y.unique().tolist())
+    return sorted(c for c in data.forget_y.unique().tolist() if c not in retained)
+
+
+def retained_class_distribution(logits: Tensor, forgotten: list[int], temperature: float = 1.0) -> Tensor:
+    """softmax(z / T) renormalised over the retained classes: log-softmax over the retained logits only, so the
+    forgotten classes get exactly zero mass. Shape: (N, K) -> (N, K) rows summing to 1."""
+    if len(forgotten) >= logits.shape[1]:
+        raise ValueError("gp: every class is forgotten; there is no retained class to move the forget set to")
+    masked = (logits / temperature).clone()
+    masked[:, forgotten] = float("-inf")
+    return torch.softmax(masked, dim=1)
+
+
 def nonmember_output_targets(original: Learner, data: UnlearningData, generator: torch.Generator,
-                             batch_size: int = 512) -> Tensor:
-    """For each forget sample, the original classifier's class distribution (eval mode) on a reference
-    non-member of the same class, drawn at random: what the model outputs for such an image it never saw.
+                             batch_size: int = 512, classwise: str = "retained",
+                             temperature: float = 1.0) -> Tensor:
+    """Per forget sample, the class distribution a retrained model would give it (what ``match: outputs``
+    descends towards), from the original classifier in eval mode:
+
+    - its class is still retained: the original's output on a random reference non-member of the same class
+      (what the model outputs for such an image it never saw);
+    - its class is entirely forgotten (no retain sample left, so no same-class target can exist in a retrained
+      model): ``classwise="retained"``: the original's own distribution on the sample renormalised over the
+      retained classes, softmax(z_retained / T); ``classwise="nonmember"``: the renormalised output on a random
+      reference non-member of the sample's nearest retained class (the argmax of that distribution).
 
     Shape: forget (n_f, C, H, W), reference (n_r, C, H, W) -> (n_f, K) rows summing to 1.
     """
     if original.family != "supervised":
         raise ValueError(f"gp: match 'outputs' needs a classifier's class outputs; {original.name} is an encoder "
                          "(use match 'loss' or 'confidence')")
+    if classwise not in ("retained", "nonmember"):
+        raise ValueError(f"gp: classwise_target must be 'retained' or 'nonmember', got {classwise!r}")
     was_training = original.training
     logits = predict_logits(original, data.reference_x, batch_size)  # eval mode; float32 values held as float64
+    forgotten = forgotten_classes(data)
+    forget_logits = predict_logits(original, data.forget_x, batch_size) if forgotten else None
     original.train(was_training)
-    probs = torch.softmax(torch.from_numpy(logits).float().to(data.forget_x.device), dim=1)
-    pair = torch.empty(len(data.forget_y), dtype=torch.long)
-    for c in data.forget_y.unique().tolist():
-        forget_idx = (data.forget_y == c).nonzero().flatten().cpu()
-        pool = (data.reference_y == c).nonzero().flatten().cpu()
+    device = data.forget_x.device
+    ref_logits = torch.from_numpy(logits).float()
+    probs = torch.softmax(ref_logits, dim=1)
+    targets = torch.empty(len(data.forget_y), probs.shape[1])
+    forget_y = data.forget_y.cpu()
+    reference_y = data.reference_y.cpu()
+
+    def draw(c: int, n: int, why: str) -> Tensor:
+        pool = (reference_y == c).nonzero().flatten()
         if len(pool) == 0:
-            raise ValueError(f"gp: match 'outputs' needs reference non-members of every forgotten class; "
-                             f"the reference set has none of class {c}")
-        pair[forget_idx] = pool[torch.randint(len(pool), (len(forget_idx),), generator=generator)]
-    return probs[pair.to(probs.device)]
+            raise ValueError(f"gp: match 'outputs' needs reference non-members of {why}; the reference set has "
+                             f"none of class {c}")
+        return pool[torch.randint(len(pool), (n,), generator=generator)]
+
+    for c in forget_y.unique().tolist():
+        idx = (forget_y == c).nonzero().flatten()
+        if c not in forgotten:
+            targets[idx] = probs[draw(c, len(idx), "every partly forgotten class")]
+            continue
+        own = retained_class_distribution(torch.from_numpy(forget_logits[idx.numpy()]).float(), forgotten,
+                                          temperature)
+        if classwise == "retained":
+            targets[idx] = own
+            continue
+        nearest = own.argmax(dim=1)
+        for k in nearest.unique().tolist():
+            rows = idx[nearest == k]
+            pair = draw(k, len(rows), "the nearest retained class of every forgotten sample")
+            targets[rows] = retained_class_distribution(ref_logits[pair], forgotten, temperature)
+    return targets.to(device)
+
+
+def forget_membership_auc(learner: Learner, data: UnlearningData, batch_size: int = 512) -> float:
+    """The early-stopping signal: AUC of the stable logit-margin attack, forget set (members) against the
+    reference non-members of the forget set's classes, under the current model (eval mode). 0.5: the forget set
+    looks like non-members; the test split is never used."""
+    classes = data.forget_y.unique()
+    keep = torch.isin(data.reference_y, classes)
+    m = logit_margin(predict_logits(learner, data.forget_x, batch_size), data.forget_y.cpu().numpy())
+    n = logit_margin(predict_logits(learner, data.reference_x[keep], batch_size),
+                     data.reference_y[keep].cpu().numpy())
+    return float(roc_auc_score(np.r_[np.ones(len(m)), np.zeros(len(n))], np.r_[m, n]))
+
+
+class _Converged(Exception):
+    """Raised from the epoch callback to end ``fit`` early (the model is updated in place)."""
 
 
 def gradient_penalty(original: Learner, data: UnlearningData, params: GradientPenaltyParams,
@@ -160,7 +227,8 @@ def gradient_penalty(original: Learner, data: UnlearningData, params: GradientPe
                            params.batch_size if walk_forget else params.forget_batch_size, generator)
     reference_batches = cycle_batches(len(data.reference_x), params.reference_batch_size, generator)
     statistic = "loss" if params.match == "outputs" else params.match  # what the λ/μ terms compare
-    outputs = nonmember_output_targets(original, data, generator) if params.match == "outputs" else None
+    outputs = (nonmember_output_targets(original, data, generator, classwise=params.classwise_target,
+                                        temperature=params.temperature) if params.match == "outputs" else None)
     needs_signal = params.match != "outputs" or params.lambda_gp > 0
     if params.stage == "memgp" and needs_signal:
         ref_g, ref_t = nonmember_values(original, data.reference_x, data.reference_y, wrt=params.penalty_on,
@@ -191,6 +259,23 @@ def gradient_penalty(original: Learner, data: UnlearningData, params: GradientPe
     walked_batch = params.forget_batch_size if walk_forget else params.batch_size
     prepare_schedule(learner, params.epochs, n_walked, walked_batch)
     optimizer = make_optimizer(trainable(learner), params.optimizer, params.lr)
-    fit(learner, batch_loss, n_walked, epochs=params.epochs, batch_size=walked_batch, optimizer=optimizer,
-        generator=generator, desc=f"gp-{params.stage}", max_grad_norm=params.max_grad_norm)
+    schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=params.epochs)
+                if params.lr_schedule == "cosine" else None)
+
+    def on_epoch_end(epoch: int, _loss: float) -> None:
+        if schedule is not None:
+            schedule.step()
+        if params.early_stop is not None and epoch % params.check_every == 0 and epoch < params.epochs:
+            auc = forget_membership_auc(learner, data)
+            logger.info("gp epoch %d: forget-vs-reference membership AUC %.3f", epoch, auc)
+            if auc <= 0.5 + params.early_stop:
+                raise _Converged(epoch)
+
+    try:
+        fit(learner, batch_loss, n_walked, epochs=params.epochs, batch_size=walked_batch, optimizer=optimizer,
+            generator=generator, desc=f"gp-{params.stage}", max_grad_norm=params.max_grad_norm,
+            on_epoch_end=on_epoch_end)
+    except _Converged as stop:
+        logger.info("gp: stopped early after epoch %d of %d (forget set at the non-member level)", stop.args[0],
+                    params.epochs)
     return learner
