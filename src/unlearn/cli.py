@@ -49,8 +49,10 @@ def _load_flow(project: Path):
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
-    """Validate params.yaml, then run the Prefect pipeline flow (each stage through DVC)."""
+    """Validate params.yaml, take the project lock (a second run exits at once), then run the Prefect pipeline
+    flow (each stage through DVC). A failed stage ends with one ``error:`` line naming it and its error."""
     from unlearn.config import load_params
+    from unlearn.lock import project_lock
     from unlearn.report import render_table
 
     project = Path(ns.project).resolve()
@@ -58,7 +60,16 @@ def cmd_run(ns: argparse.Namespace) -> int:
     for key, value in (("PREFECT_SERVER_ANALYTICS_ENABLED", "false"),
                        ("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "60"), ("DVC_NO_ANALYTICS", "1")):
         os.environ.setdefault(key, value)
-    rows = _load_flow(project)(project_dir=str(project))
+    with project_lock(project):
+        flow = _load_flow(project)
+        try:
+            rows = flow(project_dir=str(project))
+        except Exception as exc:  # a failed stage (flows/pipeline.py StageFailed): one line, not a traceback
+            summary = getattr(exc, "summary", None)
+            if not callable(summary):
+                raise
+            print(f"error: {summary()}", file=sys.stderr)
+            return 1
     print(render_table(rows))
     return 0
 
@@ -92,13 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Expected errors end with one ``error: ...`` line, no traceback: bad input, a missing file
+    or another ``OSError`` (the path named) exit 2; a project locked by another run exits 1."""
     ns = build_parser().parse_args(argv)
     from unlearn.config import ParamsError
+    from unlearn.lock import ProjectLocked
+    from unlearn.stages.common import describe_error
 
     try:
         return ns.func(ns)
-    except (ParamsError, FileNotFoundError, ValueError) as exc:
+    except ProjectLocked as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (ParamsError, ValueError, OSError) as exc:
+        print(f"error: {describe_error(exc)}", file=sys.stderr)
         return 2
 
 

@@ -15,6 +15,11 @@ logger = logging.getLogger(__name__)
 EpochCallback = Callable[[int, float], None]
 
 
+class NonFiniteLossError(ValueError):
+    """The training loss became NaN or infinite: deterministic for the same params and data, so a retry cannot
+    help (the stage exits 2 and the flow does not retry it). The message names the method, the epoch and the step."""
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA when present, else CPU; asking for ``cuda`` without one is an error."""
     if name == "auto":
@@ -88,18 +93,21 @@ def fit(model: nn.Module, batch_loss: Callable[[Tensor], Tensor], n: int, *, epo
     ``autocast_device="cuda"`` runs the loss in bfloat16 autocast (mixed precision; no loss scaling needed).
     ``max_grad_norm`` clips the global gradient norm before each step (None: no clipping).
     Logs one line per epoch (at most ~10 lines per call) and returns the mean loss per epoch run.
+    A NaN or infinite loss raises :class:`NonFiniteLossError` naming ``desc``, the epoch and the step.
     """
     history: list[float] = []
     every = max(1, epochs // 10)
     start = time.perf_counter()
+    steps = steps_per_epoch(n, batch_size)
     for epoch in range(start_epoch, epochs + 1):
         model.train()
         losses = []
-        for idx in minibatches(n, batch_size, generator):
+        for step, idx in enumerate(minibatches(n, batch_size, generator), start=1):
             with torch.autocast(autocast_device or "cpu", dtype=torch.bfloat16, enabled=autocast_device is not None):
                 loss = batch_loss(idx)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"{desc}: loss became {loss.item()} at epoch {epoch}; lower the lr")
+                raise NonFiniteLossError(f"{desc}: loss became {loss.item()} at epoch {epoch}/{epochs}, step "
+                                         f"{step}/{steps}; lower the lr (or clip the gradients)")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if max_grad_norm is not None:

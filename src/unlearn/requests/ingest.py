@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import fcntl
 import logging
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 from unlearn.io import read_json, sha256_ids, write_json
+from unlearn.lock import find_project, project_lock
 from unlearn.requests.inbox import Rejection, Request, read_inbox, validate
 from unlearn.requests.ledger import Ledger
 
@@ -53,8 +54,12 @@ def read_accepted(path: str | Path) -> dict[str, Any]:
     record = read_json(path)
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise ValueError(f"{path}: not an {FORMAT} file; it is written by `unlearn ingest`")
-    ids = sorted(sid for r in record["requests"] for sid in r["sample_ids"])
-    if ids != record["sample_ids"] or sha256_ids(ids) != record["sha256"]:
+    try:
+        ids = sorted(sid for r in record["requests"] for sid in r["sample_ids"])
+        listed, sha = record["sample_ids"], record["sha256"]
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: malformed ({type(exc).__name__}: {exc}); it is written by `unlearn ingest`") from None
+    if ids != listed or sha256_ids(ids) != sha:
         raise ValueError(f"{path}: the id list does not match its requests or its sha256; the file was altered")
     return record
 
@@ -89,14 +94,22 @@ def ingest(inbox: str | Path, ledger: Ledger, accepted_path: str | Path, *, ids:
 
 
 @contextmanager
-def exclusive(lock_path: str | Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``lock_path`` (created if missing): one ingestion or deletion run at a time,
-    so that ``accepted.json`` cannot change under a running pipeline. Blocks until the lock is free."""
+def exclusive(lock_path: str | Path, project: str | Path | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` (created if missing), then the project lock
+    (:func:`unlearn.lock.project_lock`): one ingestion or deletion run at a time, so that ``accepted.json`` cannot
+    change under a running pipeline.
+
+    Waits for the ledger lock (a scheduled deletion run waits for the one in progress), but not for the project
+    lock: while ``unlearn run`` holds it, this raises :class:`unlearn.lock.ProjectLocked` at once, naming the lock
+    file and the holder's pid. ``project`` defaults to the nearest folder above ``lock_path`` that holds
+    ``params.yaml``; with none, only the ledger lock is taken."""
     lock_path = Path(lock_path)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
+    project = Path(project) if project is not None else find_project(lock_path.parent)
     with open(lock_path, "a") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
-            yield
+            with project_lock(project) if project is not None else nullcontext():
+                yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
