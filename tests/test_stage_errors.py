@@ -113,3 +113,21 @@ def test_a_stage_failure_reads_as_one_line_with_the_stage_error(pipeline_module)
                                       "to reproduce 'unlearn@gp': failed to run: python ..., exited with 2",
                                       stage_code=2)
     assert exc.summary() == "stage 'unlearn' failed (exit 2): gp-memgp: loss became nan"
+
+
+@pytest.mark.parametrize("pin", [[1, 2], {"registered_model": "m", "version": 1}])
+def test_a_malformed_start_pin_is_one_error_naming_it(tmp_path, pin):
+    import argparse
+    import json
+
+    from unlearn.config import Params
+    from unlearn.stages.base import main
+
+    start = tmp_path / "start.json"
+    start.write_text(json.dumps(pin))
+    ns = argparse.Namespace(start=str(start), store=str(tmp_path / "store"), original=str(tmp_path / "o.pt"),
+                            out=str(tmp_path / "base.pt"), info=str(tmp_path / "base.json"))
+    with pytest.raises(ValueError) as err:
+        main(ns, Params())
+    assert str(start) in str(err.value) and "model_sha256" in str(err.value)
+    assert not (tmp_path / "base.pt").exists() and not (tmp_path / "base.json").exists()

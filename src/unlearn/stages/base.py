@@ -29,6 +29,11 @@ def main(ns: argparse.Namespace, params: Params) -> None:
         info = {"from": "original", "version": None, "sha256": sha256_file(ns.out), "path": str(ns.out)}
     else:
         pin = read_json(start)
+        missing = [k for k in ("registered_model", "version", "model_sha256")
+                   if not isinstance(pin, dict) or not isinstance(pin.get(k), (str, int))]
+        if missing:
+            raise ValueError(f"{start}: not a start pin (missing or ill-typed key(s): {', '.join(missing)}); it is "
+                             f"written by the deletion-request flow: delete {start} to start from the original")
         copy_pinned_checkpoint(ns.store, pin["model_sha256"], ns.original, ns.out,
                                pinned_by=f"the checkpoint of {pin['registered_model']} v{pin['version']} named by "
                                          f"{start}", remedy=f"delete {start} to start from the original")

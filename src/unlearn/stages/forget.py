@@ -60,7 +60,7 @@ def _reference(pin_path: str, record: dict) -> dict:
         return resolve_pin(None, record)
     try:
         ref = resolve_pin(read_json(pin), record)
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # a malformed pin, too: one line naming it
         raise ValueError(f"{pin}: {exc}; delete {pin} to retrain the reference") from None
     logger.info("retrain reference: pinned %s (%s, %d run(s) old; excluded %d, newer %d)", ref["model_sha256"][:12],
                 ref["status"], ref["runs_old"], ref["excluded"]["n"], ref["newer"]["n"])
