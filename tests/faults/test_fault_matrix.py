@@ -1,0 +1,34 @@
+"""The fault matrix in CI: each fault injected into a copy of one tiny project must end with a clear error (or a
+clean recovery by re-running), nothing changed that should not, no data lost, no request wrongly ``done``, no
+orphan registry version and no run left ``RUNNING``. ``benchmarks/fault_matrix.py`` runs every case (SIGKILL in
+every stage included) and commits the table; this runs the cases that guard the defects of the audit issue."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import build_baseline, run_case
+
+pytestmark = pytest.mark.slow
+
+CI_CASES = ["kill-verify", "kill-unlearn", "mlflow-run", "mlflow-ingest", "audit-missing-store",
+            "enospc-stage-output", "enospc-artifact", "two-runs", "nan", "corrupt-checkpoint",
+            "corrupt-certificate"]
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    return build_baseline(tmp_path_factory.mktemp("faults") / "base")
+
+
+@pytest.mark.parametrize("case", CI_CASES)
+def test_fault(case, baseline, tmp_path):
+    row = run_case(case, baseline, tmp_path)
+    assert row is not None
+    assert row.data_lost == 0, row
+    assert row.wrongly_done == 0, row
+    assert row.orphans == 0, row
+    assert row.stale_runs == 0, row
+    assert row.unchanged, row
+    assert row.clear_error, row
+    assert row.recovered is not False, row
