@@ -33,6 +33,7 @@ from unlearn.io import atomic_write, read_json, sha256_file, write_json
 from unlearn.reference import cadence, reference_record
 from unlearn.requests.ingest import ACCEPTED_NAME, exclusive, ingest, read_accepted
 from unlearn.requests.ledger import Ledger
+from unlearn.requests.lineage import evaluations
 from unlearn.tracking import model_aliases, model_versions
 
 REQUESTS_DIR = "data/requests"  # the forget and base stages' dep (dvc.yaml): accepted.json and start.json live here
@@ -137,7 +138,7 @@ def choose_start(project_dir: str) -> dict:
     if params.requests.start_from == "original":
         return original("requests.start_from is 'original'")
     name = params.registered_model_name
-    prod = model_aliases(name).get("production")
+    prod = model_aliases(name, must_exist=False).get("production")  # a first run: nothing registered yet
     if prod is None:
         return original("no production version yet")
     tags = dict(next(v for v in model_versions(name) if str(v.version) == prod).tags or {})
@@ -212,7 +213,9 @@ def record_reference(project_dir: str, forget_sha256: str) -> dict | None:
 @task
 def certified_outcome(project_dir: str, forget_sha256: str) -> dict:
     """Which registered version now certifies the forget set: the first method of ``verify.promote`` whose
-    certificate passed, provided its version carries that certificate's sha256 and holds ``production``."""
+    certificate passed, provided its version holds ``production``, passed with its own (registered) certificate,
+    and carries this certificate's sha256: as its own tag, or as a later evaluation ``unlearn.eval.<id>.*`` of
+    the same weights (registered evidence is never overwritten)."""
     project = Path(project_dir)
     params = load_params(project / "params.yaml")
     summary = read_json(project / "reports/summary.json")
@@ -233,8 +236,12 @@ def certified_outcome(project_dir: str, forget_sha256: str) -> dict:
     problems = []
     if cert["forget"]["sha256"] != forget_sha256 or cert["verdict"] != "pass":
         problems.append(f"certificate {cert_path.name} does not certify this forget set")
-    if v is None or v.tags.get("unlearn.certificate_sha256") != cert_sha:
+    recorded = [] if v is None else [v.tags.get("unlearn.certificate_sha256")] + [
+        ev.get("certificate_sha256") for ev in evaluations(dict(v.tags or {})).values() if ev.get("verdict") == "pass"]
+    if v is None or cert_sha not in recorded:
         problems.append(f"version {version} is not registered with certificate {cert_sha[:12]}")
+    elif v.tags.get("unlearn.verdict") != "pass":
+        problems.append(f"version {version} was registered with verdict {v.tags.get('unlearn.verdict')!r}")
     elif model_aliases(summary["registered_model"]).get("production") != version:
         problems.append(f"production does not point at version {version}")
     if not problems and _stored_checkpoint(project, v.tags["unlearn.model_sha256"]) is None:

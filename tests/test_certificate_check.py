@@ -55,7 +55,7 @@ def project(tmp_path: Path, evidence: dict) -> dict:
     cert_path = write_json(tmp_path / "reports/certificates/gp.json", cert)
     tags = {"unlearn.model_sha256": art["gp"]["sha256"], "unlearn.certificate_sha256": sha256_file(cert_path),
             "unlearn.forget_sha256": record["sha256"], "unlearn.dataset_fingerprint": fp,
-            "unlearn.reference_sha256": art["retrain"]["sha256"]}
+            "unlearn.reference_sha256": art["retrain"]["sha256"], "unlearn.verdict": cert["verdict"]}
     return {"root": tmp_path, "cert": cert_path, "art": art, "tags": tags}
 
 
@@ -82,7 +82,8 @@ def test_intact_project_passes_every_check(project):
     names = [c.name for c in checks]
     for expected in ("model weights", "parent weights", "retrain-reference weights", "forget-id list sha256",
                      "dataset fingerprint", "registry version", "registry tag unlearn.certificate_sha256",
-                     "registry tag unlearn.forget_sha256", "registry tag unlearn.dataset_fingerprint"):
+                     "registry tag unlearn.forget_sha256", "registry tag unlearn.dataset_fingerprint",
+                     "registry tag unlearn.verdict", "verdict re-derived"):
         assert expected in names
 
 
@@ -133,15 +134,68 @@ def test_registry_mismatches(project):
     edited["verdict"] = "pass" if edited["verdict"] != "pass" else "fail"  # the certificate edited after issue
     cert.write_text(json.dumps(edited))
     lines = [c.line() for c in check_certificate(cert, root=root, registry=stub_registry(project["tags"])) if not c.ok]
-    assert len(lines) == 1 and "unlearn.certificate_sha256" in lines[0]
+    assert [line.split(":")[0] for line in lines] == [
+        "MISMATCH  verdict re-derived", "MISMATCH  registry tag unlearn.certificate_sha256",
+        "MISMATCH  registry tag unlearn.verdict"]
     lines = [c.line() for c in check_certificate(cert, root=root, registry=lambda sha: None) if not c.ok]
-    assert len(lines) == 1 and "no registered model version" in lines[0]
+    assert len(lines) == 2 and "no registered model version" in lines[1]
 
     def down(sha):
         raise ConnectionError("store unreachable")
 
     lines = [c.line() for c in check_certificate(cert, root=root, registry=down) if not c.ok]
-    assert len(lines) == 1 and "store unreachable" in lines[0]
+    assert len(lines) == 2 and "registry unreachable: store unreachable" in lines[1]
+
+
+def test_a_flipped_verdict_is_caught_from_the_evidence_even_with_matching_tags(project, monkeypatch, capsys):
+    """Issue 12, defect 8: the verdict is re-derived from the recorded metrics and thresholds, so an edit that also
+    re-points the registry tags (or a check without the registry) is still caught."""
+    cert = project["cert"]
+    edited = json.loads(cert.read_text())
+    recorded = edited["verdict"]
+    edited["verdict"] = "pass" if recorded != "pass" else "fail"
+    cert.write_text(json.dumps(edited))
+    project["tags"].update({"unlearn.certificate_sha256": sha256_file(cert), "unlearn.verdict": edited["verdict"]})
+    code, out = verify_cli(project, monkeypatch, capsys)
+    bad = [line for line in out.splitlines() if line.startswith("MISMATCH")]
+    assert code == 1 and len(bad) == 1
+    assert bad[0].startswith(f"MISMATCH  verdict re-derived: certificate says {edited['verdict']}, found {recorded}")
+    code, out = verify_cli(project, monkeypatch, capsys, "--no-registry")
+    assert code == 1 and "MISMATCH  verdict re-derived" in out
+
+
+def test_edited_evidence_no_longer_gives_the_recorded_verdict(project):
+    cert = project["cert"]
+    edited = json.loads(cert.read_text())
+    for m in edited["metrics"]["original"]["attacks"].values():  # the negative control: the original now leaks
+        m["auc"], m["auc_ci"] = 0.99, [0.98, 1.0]
+    cert.write_text(json.dumps(edited))
+    checks = {c.name: c for c in check_certificate(cert, root=project["root"], registry=None)}
+    assert edited["verdict"] == "inconclusive"  # recorded: the original could not be told from non-members
+    assert not checks["verdict re-derived"].ok and "found pass" in checks["verdict re-derived"].line()
+    edited["thresholds"]["auc_tolerance"] = "wide"  # evidence that cannot be read is a mismatch, not a traceback
+    cert.write_text(json.dumps(edited))
+    checks = {c.name: c for c in check_certificate(cert, root=project["root"], registry=None)}
+    assert not checks["certificate"].ok or not checks["verdict re-derived"].ok
+
+
+def test_a_reevaluation_certificate_matches_the_versions_evaluation_tags(project):
+    """Issue 12, defect 2: a re-verification's certificate is found under ``unlearn.eval.<id>.*``; the version's
+    own certificate tag (the one it was promoted with) is not rewritten and still matches its own certificate."""
+    tags = project["tags"]
+    current = tags["unlearn.certificate_sha256"]
+    registered = {**tags, "unlearn.certificate_sha256": "a" * 64, "unlearn.verdict": "pass",
+                  "unlearn.eval.20261202T101010Z.certificate_sha256": current,
+                  "unlearn.eval.20261202T101010Z.verdict": tags["unlearn.verdict"],
+                  "unlearn.eval.20261202T101010Z.forget_sha256": tags["unlearn.forget_sha256"],
+                  "unlearn.eval.20261202T101010Z.reference_sha256": tags["unlearn.reference_sha256"]}
+    checks = check_certificate(project["cert"], root=project["root"], registry=stub_registry(registered))
+    assert all(c.ok for c in checks), [c.line() for c in checks if not c.ok]
+    assert any("evaluation unlearn.eval.20261202T101010Z" in c.line() for c in checks)
+    registered["unlearn.eval.20261202T101010Z.certificate_sha256"] = "b" * 64  # no evaluation with this certificate
+    bad = [c.line() for c in check_certificate(project["cert"], root=project["root"],
+                                               registry=stub_registry(registered)) if not c.ok]
+    assert any("registry tag unlearn.certificate_sha256" in line for line in bad)
 
 
 @pytest.mark.slow  # creating the MLflow sqlite schema (alembic migrations) alone takes ~5 s
@@ -163,5 +217,22 @@ def test_against_a_real_sqlite_mlflow_registry(project, monkeypatch, capsys):
     assert "MISMATCH  registry tag unlearn.forget_sha256" in capsys.readouterr().out
     missing = f"sqlite:///{project['root'] / 'absent.db'}"
     assert cli.main([*argv[:-1], missing]) == 1
-    assert "does not exist" in capsys.readouterr().out and not (project["root"] / "absent.db").exists()
+    out = capsys.readouterr().out
+    assert "registry unreachable" in out and missing in out and not (project["root"] / "absent.db").exists()
+    assert cli.main([*argv[:-4], "--registered-model", "digits-supervisd", "--tracking-uri", uri]) == 1
+    assert "'digits-supervisd' is not in MLflow store" in capsys.readouterr().out
+    assert time.perf_counter() - start < 30
+
+
+def test_an_unreachable_registry_is_named_not_read_as_no_version(project, monkeypatch, capsys):
+    """Issue 12, defects 1 and 9: a tracking server that refuses connections is "registry unreachable" with its
+    URI, within seconds (bounded retries), never "no registered model version"."""
+    for var in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.delenv(var, raising=False)
+    start = time.perf_counter()
+    code = cli.main(["certificate", "verify", str(project["cert"]), "--root", str(project["root"]),
+                     "--registered-model", MODEL_NAME, "--tracking-uri", "http://127.0.0.1:1"])
+    out = capsys.readouterr().out
+    assert code == 1 and "MISMATCH  registry version: registry unreachable" in out and "127.0.0.1:1" in out
+    assert "no registered model version" not in out and "Traceback" not in out
     assert time.perf_counter() - start < 30

@@ -198,6 +198,28 @@ def power(n_forget: int, n_nonmember: int, th: Thresholds) -> dict[str, float]:
             "n_forget": n_forget, "n_nonmember": n_nonmember, "confidence": th.confidence}
 
 
+def derive_verdict(metrics: dict[str, dict], th: Thresholds, model: dict, reference: dict,
+                   parts: Parts | None = None) -> tuple[str, list[str]]:
+    """The verdict and its reasons from the evidence: :func:`decide`, then a stale reference judging itself fails.
+    The one rule :func:`build_certificate` writes and :func:`rederive_verdict` checks."""
+    verdict, reasons = decide(metrics["unlearned"], metrics["original"], metrics["retrain"], th, parts)
+    stale_self = _stale_self(model, reference)
+    if stale_self:
+        verdict, reasons = "fail", stale_self + (reasons if verdict == "fail" else [])
+    return verdict, reasons
+
+
+def rederive_verdict(cert: dict) -> tuple[str, list[str]]:
+    """Recompute a certificate's verdict from the evidence it records (metrics, thresholds, the reference and
+    its parts) with :func:`derive_verdict`; raises ``ValueError`` (or ``KeyError``/``TypeError`` on a document
+    that is not a certificate) when the evidence cannot be read."""
+    th = Thresholds(**cert["thresholds"])
+    reference = cert.get("reference") or {"status": "fresh", "sha256": cert["retrain_reference"]["sha256"]}  # v1
+    parts = cert.get("parts")
+    parts = None if parts is None else {k: None if v is None else v["metrics"] for k, v in parts.items()}
+    return derive_verdict(cert["metrics"], th, cert["model"], reference, parts)
+
+
 def build_certificate(*, method: str, method_params: dict, model: dict, parent: dict, retrain_ref: dict,
                       dataset_fingerprint: str, forget: dict, thresholds: Thresholds, metrics: dict[str, dict],
                       seconds: float, git_commit: str | None, reference: dict | None = None,
@@ -213,10 +235,7 @@ def build_certificate(*, method: str, method_params: dict, model: dict, parent: 
     if (reference["status"] == "stale") != (parts is not None):
         raise ValueError(f"a {reference['status']} reference needs "
                          f"{'the evidence split into parts' if parts is None else 'no parts'}")
-    verdict, reasons = decide(metrics["unlearned"], metrics["original"], metrics["retrain"], th, parts)
-    stale_self = _stale_self(model, reference)
-    if stale_self:
-        verdict, reasons = "fail", stale_self + (reasons if verdict == "fail" else [])
+    verdict, reasons = derive_verdict(metrics, th, model, reference, parts)
     n_forget = metrics["unlearned"]["n"]["forget"]
     cert = {
         "schema": SCHEMA_ID,

@@ -6,6 +6,13 @@ parent and retrain-reference weights at the paths it records; the sha256 of the 
 callable, so this module never talks to MLflow), the registered model version tagged with the model's sha256,
 whose ``unlearn.certificate_sha256``, ``unlearn.forget_sha256`` and ``unlearn.dataset_fingerprint`` tags must
 match the certificate file and its contents. A missing or unreadable file is a failed check, never an exception.
+A version's own tags are those it was registered with; a certificate of a later re-evaluation of the same
+weights matches the version's ``unlearn.eval.<id>.*`` tags instead (the evaluation whose certificate sha256 it
+is). A registry that cannot be read is a failed check saying ``registry unreachable``.
+
+The verdict is re-derived from the evidence the certificate records (metrics, thresholds, reference and parts)
+with the rule code that wrote it (:func:`unlearn.certificate.rederive_verdict`): a hand-edited verdict, or
+edited metrics, fail the ``verdict re-derived`` check even when no registry is consulted.
 
 Schema v2 certificates also name the retrain reference they used (``reference``): its sha256 must be the
 retrain-reference weights'; the forget-id list it excluded is recomputed from ``forget.json`` (all of it for a
@@ -26,14 +33,17 @@ from pathlib import Path
 from typing import Callable
 
 from unlearn.io import read_json, sha256_file, sha256_ids
+from unlearn.requests.lineage import evaluations
 
 # model sha256 -> the tags of the newest registered version carrying tag unlearn.model_sha256=<sha>, or None;
-# may raise (store unreachable), which fails the registry check.
+# may raise: LookupError (the registered model is not there) or anything else (the store is unreachable), which
+# fails the registry check.
 RegistryLookup = Callable[[str], "dict[str, str] | None"]
 
 ARTIFACTS = (("model", "model weights"), ("parent", "parent weights"),
              ("retrain_reference", "retrain-reference weights"))
-REGISTRY_TAGS = ("unlearn.certificate_sha256", "unlearn.forget_sha256", "unlearn.dataset_fingerprint")
+REGISTRY_TAGS = ("unlearn.certificate_sha256", "unlearn.forget_sha256", "unlearn.dataset_fingerprint",
+                 "unlearn.verdict")
 
 
 @dataclass(frozen=True)
@@ -114,31 +124,57 @@ def _stale_self(cert: dict) -> bool:
     return bool(ref) and ref["status"] == "stale" and ref["sha256"] == cert["model"]["sha256"]
 
 
+def _verdict_check(cert: dict) -> Check:
+    """The recorded verdict against the one re-derived from the certificate's own evidence."""
+    from unlearn.certificate import rederive_verdict
+
+    name = "verdict re-derived"
+    try:
+        verdict, reasons = rederive_verdict(cert)
+    except (KeyError, TypeError, ValueError) as exc:
+        return Check(name, False, cert.get("verdict", "?"), "not derivable", f"{type(exc).__name__}: {exc}")
+    note = "from the recorded metrics and thresholds"
+    if verdict != cert["verdict"]:
+        note += "; the rules give: " + "; ".join(reasons)[:300]
+    return _compare(name, cert["verdict"], verdict, note)
+
+
 def _registry_checks(cert: dict, cert_sha: str, registry: RegistryLookup) -> list[Check]:
     model_sha = cert["model"]["sha256"]
     try:
         tags = registry(model_sha)
+    except LookupError as exc:
+        return [Check("registry version", False, note=f"registry: {exc}")]
     except Exception as exc:  # noqa: BLE001 - any store failure is reported as a failed check, not swallowed
-        return [Check("registry version", False, note=f"registry lookup failed: {type(exc).__name__}: {exc}")]
+        return [Check("registry version", False, note=f"registry unreachable: {exc}")]
     if tags is None:
         return [Check("registry version", False,
                       note=f"no registered model version has tag unlearn.model_sha256={model_sha}")]
     expected = {"unlearn.certificate_sha256": cert_sha, "unlearn.forget_sha256": cert["forget"]["sha256"],
-                "unlearn.dataset_fingerprint": cert["dataset"]["fingerprint"]}
+                "unlearn.dataset_fingerprint": cert["dataset"]["fingerprint"], "unlearn.verdict": cert["verdict"]}
     where = f"version {tags.get('version', '?')}"
     checks = [Check("registry version", True, model_sha, f"{where} tagged unlearn.model_sha256={model_sha}")]
     keys = list(REGISTRY_TAGS)
+    registered = dict(tags)
     if _stale_self(cert):  # the version belongs to the run that trained it (see the module docstring)
         expected["unlearn.forget_sha256"] = cert["reference"]["excluded_forget_sha256"]
         keys.remove("unlearn.certificate_sha256")
+        keys.remove("unlearn.verdict")
         checks.append(Check("registry tag unlearn.certificate_sha256", True, actual="not compared",
                             note=f"{where} is the stale reference: it keeps the certificate of the run that trained it"))
-    elif "reference" in cert:
-        expected["unlearn.reference_sha256"] = cert["reference"]["sha256"]
-        keys.append("unlearn.reference_sha256")
+    else:
+        if "reference" in cert:
+            expected["unlearn.reference_sha256"] = cert["reference"]["sha256"]
+            keys.append("unlearn.reference_sha256")
+        if tags.get("unlearn.certificate_sha256") != cert_sha:  # a later evaluation of these weights?
+            match = [(i, ev) for i, ev in evaluations(tags).items() if ev.get("certificate_sha256") == cert_sha]
+            if match:
+                ident, ev = match[-1]
+                where = f"{where}, evaluation unlearn.eval.{ident}"
+                registered.update({f"unlearn.{k}": v for k, v in ev.items()})
     for key in keys:
         # the certificate's side is the file (certificate sha) or its content; the registry's side is the tag
-        checks.append(_compare(f"registry tag {key}", expected[key], tags.get(key, "missing"), where))
+        checks.append(_compare(f"registry tag {key}", expected[key], registered.get(key, "missing"), where))
     return checks
 
 
@@ -167,7 +203,7 @@ def check_certificate(cert_path: str | Path, *, root: str | Path = ".",
         return [Check("certificate", False, note=str(exc))]
     cert_sha = sha256_file(cert_path)
     checks = [Check("certificate", True, actual=f"{cert_path} sha256 {cert_sha}",
-                    note=f"{cert['schema']}, verdict {cert['verdict']}")]
+                    note=f"{cert['schema']}, verdict {cert['verdict']}"), _verdict_check(cert)]
     for key, name in ARTIFACTS:
         checks.append(_file_sha(name, cert[key]["sha256"], root / cert[key]["path"]))
     checks.append(_forget_check(cert["forget"]["sha256"], root / forget_path))

@@ -1,6 +1,8 @@
 """``unlearn certificate verify PATH``: recompute every hash a certificate names and check the MLflow registry.
 
 Prints one line per check (``OK`` / ``MISMATCH`` with both values) and exits 1 on any mismatch, 0 otherwise.
+The verdict is re-derived from the certificate's evidence; an unreachable registry is a mismatch line saying
+``registry unreachable`` with the store URI (HTTP retries bounded: seconds, not minutes).
 """
 
 from __future__ import annotations
@@ -14,15 +16,18 @@ def registry_lookup(model_name: str):
     """A :data:`unlearn.certificate_check.RegistryLookup` over the MLflow registry (through ``unlearn.tracking``).
 
     Returns the tags (plus ``version``) of the newest version of ``model_name`` tagged
-    ``unlearn.model_sha256=<sha>``. A local sqlite store that does not exist is an error, never created.
+    ``unlearn.model_sha256=<sha>``. A registered model that is not in the store raises ``LookupError``; an
+    unreachable or missing store raises ``TrackingError`` naming its URI (reported as "registry unreachable").
+    A local sqlite store that does not exist is never created.
     """
-    from unlearn.tracking import model_versions, tracking_uri
+    from unlearn.tracking import UnknownModel, model_versions
 
     def lookup(model_sha: str) -> dict[str, str] | None:
-        uri = tracking_uri()
-        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
-            raise FileNotFoundError(f"MLflow store {uri} does not exist (set MLFLOW_TRACKING_URI or --tracking-uri)")
-        matches = [v for v in model_versions(model_name) if v.tags.get("unlearn.model_sha256") == model_sha]
+        try:
+            versions = model_versions(model_name)
+        except UnknownModel as exc:
+            raise LookupError(str(exc)) from None
+        matches = [v for v in versions if (v.tags or {}).get("unlearn.model_sha256") == model_sha]
         if not matches:
             return None
         newest = max(matches, key=lambda v: int(v.version))

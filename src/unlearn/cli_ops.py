@@ -3,6 +3,10 @@
 ``serve`` and ``ingest`` run the project's ``flows/deletion_requests.py`` (scheduled, or once); ``ledger`` shows
 what happened to each request; ``lineage`` and ``audit`` read the MLflow registry tags and the ledger.
 See docs/operations.md.
+
+``lineage`` and ``audit`` fail closed: an unreachable or missing MLflow store, or a registered model that is not
+there or has no versions, is an error naming the store URI or the model (exit 2), never an empty answer, and a
+missing sqlite store is never created (:mod:`unlearn.tracking`).
 """
 
 from __future__ import annotations
@@ -106,6 +110,7 @@ def cmd_ingest(ns: argparse.Namespace) -> int:
     project = Path(ns.project).resolve()
     params = _load(project)
     _defaults()
+    _in_project(project)  # the flow reads the registry (production) before the pipeline chdirs into the project
     if ns.only_inbox:
         from unlearn.data.manifest import load_prepared
         from unlearn.requests.ingest import exclusive, ingest
@@ -171,14 +176,19 @@ def _open_ledger(project: Path, params):
 
 
 def _versions(name: str):
+    """Every registered version of ``name`` as :class:`unlearn.requests.lineage.Version` records; an unreachable
+    store, an unknown model or a model without versions raises (``TrackingError`` / ``ValueError``)."""
     from unlearn.requests.lineage import Version
-    from unlearn.tracking import model_aliases, model_versions
+    from unlearn.tracking import model_aliases, model_versions, tracking_uri
 
     aliases: dict[str, list[str]] = {}
     for alias, version in model_aliases(name).items():
         aliases.setdefault(version, []).append(alias)
-    return [Version(str(v.version), tuple(sorted(aliases.get(str(v.version), []))), dict(v.tags or {}))
-            for v in model_versions(name)]
+    versions = [Version(str(v.version), tuple(sorted(aliases.get(str(v.version), []))), dict(v.tags or {}))
+                for v in model_versions(name)]
+    if not versions:
+        raise ValueError(f"registered model {name!r} has no versions in MLflow store {tracking_uri()}")
+    return versions
 
 
 def _forget_lookup(project: Path, params):
@@ -214,8 +224,6 @@ def cmd_lineage(ns: argparse.Namespace) -> int:
     _in_project(project)
     name, alias, version = parse_model_spec(ns.model or params.registered_model_name)
     versions = _versions(name)
-    if not versions:
-        raise ValueError(f"registered model {name!r} has no versions")
     lookup = _forget_lookup(project, params)
     start = resolve(versions, alias, version)
 

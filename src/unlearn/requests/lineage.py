@@ -8,6 +8,10 @@ the verify stage writes: ``unlearn.role`` (original / retrain_reference / unlear
 certificate used: ``unlearn.reference_sha256``, ``unlearn.reference_status`` (fresh / stale),
 ``unlearn.reference_runs_old``, ``unlearn.reference_forget_sha256`` (the forget list it excluded).
 
+A version's own tags are set once, when it is registered, and never change. A later re-evaluation of the same
+weights is recorded beside them as ``unlearn.eval.<UTC timestamp>.<field>`` (fields ``certificate_sha256``,
+``verdict``, ``run_id``, ``forget_sha256``, ``reference_sha256``, ``git_commit``): :func:`evaluations` reads them.
+
 >>> vs = [Version("1", (), {"unlearn.role": "original", "unlearn.method": "pretrain", "unlearn.verdict": "fail",
 ...                         "unlearn.dataset_fingerprint": "f" * 64}),
 ...       Version("2", ("production",), {"unlearn.role": "unlearned", "unlearn.method": "gp",
@@ -27,6 +31,22 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 TAG = "unlearn."
+EVAL_PREFIX = "unlearn.eval."
+
+
+def evaluations(tags: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The re-evaluations recorded on a version, ``{id: {field: value}}`` in id (time) order.
+
+    >>> evaluations({"unlearn.verdict": "pass", "unlearn.eval.20261202T101010Z.verdict": "fail",
+    ...              "unlearn.eval.20261202T101010Z.run_id": "abc"})
+    {'20261202T101010Z': {'verdict': 'fail', 'run_id': 'abc'}}
+    """
+    out: dict[str, dict[str, str]] = {}
+    for key, value in tags.items():
+        if key.startswith(EVAL_PREFIX) and "." in key[len(EVAL_PREFIX):]:
+            ident, fld = key[len(EVAL_PREFIX):].rsplit(".", 1)
+            out.setdefault(ident, {})[fld] = value
+    return dict(sorted(out.items()))
 
 
 @dataclass(frozen=True)
@@ -131,6 +151,10 @@ def lineage_lines(name: str, versions: list[Version], start: Version,
             lines.append(f"{pad}retrain reference: {'v' + ref.version if ref else 'not registered'}"
                          f"{_reference_status(v)}  certificate sha256 {v.tag('certificate_sha256', '?')[:12]}")
         lines.append(f"{pad}model sha256 {v.tag('model_sha256', '?')[:12]}  git {v.tag('git_commit', '?')[:10]}")
+        for ident, ev in evaluations(v.tags).items():
+            cert = f"  certificate sha256 {ev['certificate_sha256'][:12]}" if ev.get("certificate_sha256") else ""
+            lines.append(f"{pad}re-evaluated {ident}: verdict={ev.get('verdict', '?')}{cert}  "
+                         f"run {ev.get('run_id', '?')[:12]}")
     fps = {v.tag("dataset_fingerprint") for v in links}
     fp = fps.pop() if len(fps) == 1 else None
     lines.append(f"dataset fingerprint {fp}" if fp else

@@ -4,13 +4,24 @@ the ``production`` alias only to a model whose certificate passed.
 
 With a stale retrain reference (``requests.retrain_every``; ``data/forget/reference.json``) every model is also
 scored on the two parts of the forget set (:mod:`unlearn.stages.verify_reference`), and the stale reference's
-registered version keeps the tags of the run that trained it (its forget set is the one it excluded)."""
+registered version keeps the tags of the run that trained it (its forget set is the one it excluded).
+
+Registered evidence is immutable. A model is registered once per weight sha256, with all its tags in the same
+call that creates the version; a later run that verifies the same weights again does not touch the version's own
+tags, it adds a separately addressable evaluation ``unlearn.eval.<UTC timestamp>.*`` (certificate sha256,
+verdict, run id). ``production`` moves only to a version whose own certificate passed and whose certificate of
+this run passed too. A registration interrupted before the fix (an untagged version) is deleted at the start of
+the next registration (:func:`unlearn.tracking.reconcile_versions`). A model with non-finite weights or outputs
+is an error naming it."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 from pathlib import Path
+
+import numpy as np
+import torch
 
 from unlearn import certificate as cert_lib
 from unlearn.config import Params
@@ -22,20 +33,41 @@ from unlearn.report import render_table, summary_row
 from unlearn.stages import common
 from unlearn.stages import verify_reference as vref
 from unlearn.stages.verify_plots import write_plots
-from unlearn.tracking import find_version_by_tag, git_commit, set_alias, set_version_tags, stage_run
+from unlearn.tracking import (add_evaluation, evaluation_id, find_version_by_tag, git_commit, reconcile_versions,
+                              set_alias, stage_run, version_tags)
 from unlearn.training import resolve_device
 from unlearn.verification import build_evaluation_sets, collect_outputs, score_outputs, train_shadow_reference
 
 logger = logging.getLogger("unlearn.stages.verify")
 
 
-def measure(paths: dict[str, Path], sets, params: Params, device, shadow=None) -> tuple[dict, dict, dict]:
-    """Evidence, raw outputs and loaded learners per model name (``shadow``: the run's shadow models)."""
-    evidence, outputs, learners = {}, {}, {}
+def load_finite(paths: dict[str, Path], device) -> dict:
+    """Load every model; a non-finite weight (NaN or inf) is a ``ValueError`` naming the model, its file and the
+    first tensor that holds one."""
+    learners = {}
     for name, path in paths.items():
         learners[name], _ = load_learner(path, device)
+        for key, tensor in learners[name].state_dict().items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                bad = int((~torch.isfinite(tensor)).sum())
+                raise ValueError(f"model {name!r} ({path}) has {bad} non-finite value(s) (NaN/inf) in {key}: it "
+                                 "cannot be verified; re-run the stage that wrote it")
+    return learners
+
+
+def measure(paths: dict[str, Path], sets, params: Params, device, shadow=None,
+            learners: dict | None = None) -> tuple[dict, dict, dict]:
+    """Evidence, raw outputs and loaded learners per model name (``shadow``: the run's shadow models;
+    ``learners``: already loaded, else loaded here). Non-finite outputs are a ``ValueError`` naming the model."""
+    evidence, outputs = {}, {}
+    learners = dict(learners) if learners else load_finite(paths, device)
+    for name, path in paths.items():
         outputs[name] = collect_outputs(learners[name], sets, encoder_views=params.verify.encoder_views,
                                         seed=params.verify.seed, shadow=shadow)
+        for set_name, logits in outputs[name].logits.items():
+            if not np.isfinite(logits).all():
+                raise ValueError(f"model {name!r} ({path}) gives non-finite outputs (NaN/inf) on the {set_name} set:"
+                                 " it cannot be verified")
         evidence[name] = score_outputs(outputs[name], sets.y, n_bootstrap=params.verify.bootstrap,
                                        seed=params.verify.seed)
         logger.info("%-9s UA %.1f RA %.1f TA %.1f MIA-eff %.3f AUC %.3f (%s)", name, evidence[name]["UA"],
@@ -55,9 +87,10 @@ def main(ns: argparse.Namespace, params: Params) -> None:
     seconds = {"original": read_json(ns.pretrain_metrics)["seconds"],
                **{m: read_json(Path(ns.unlearn_metrics) / f"{m}.json")["seconds"] for m in methods}}
     # shadows depend only on the original's recipe and the reference split: trained once, reused for every model
-    shadow = train_shadow_reference(load_learner(paths["original"], device)[0].config(), data, sets,
+    learners = load_finite(paths, device)  # a NaN model is named before anything is trained or measured
+    shadow = train_shadow_reference(learners["original"].config(), data, sets,
                                     n_shadow=params.verify.shadow_models, seed=params.verify.seed)
-    evidence, outputs, learners = measure(paths, sets, params, device, shadow)
+    evidence, outputs, learners = measure(paths, sets, params, device, shadow, learners)
     forget_info = {"sha256": record["sha256"], "n": record["n"], "kind": record["kind"],
                    "request_ids": sorted({w.split(" ", 1)[1] for w in record["why"].values()
                                           if w.startswith("request ")})}
@@ -107,25 +140,34 @@ def main(ns: argparse.Namespace, params: Params) -> None:
 
 def register_all(params, learners, sets, artifact, certs, fingerprint, record, verdicts, plots, evidence, ns,
                  reference):
-    """Register each model once (matched by weight sha256) with lineage tags; move 'production' on pass.
+    """Register each model once (matched by weight sha256) with its lineage tags; move 'production' on pass.
 
-    A stale reference is registered already, by the run that trained it: its version keeps that run's tags."""
+    A new model becomes a version created with all its tags at once. A model registered already keeps its own
+    tags (immutable evidence); this run's evaluation of it is added as ``unlearn.eval.<id>.*`` tags. A stale
+    reference is registered already, by the run that trained it: its version keeps that run's tags and gets no
+    evaluation. ``production`` moves to the first method of ``verify.promote`` whose certificate passed now and
+    whose version's own certificate passed."""
     name = params.registered_model_name
     example = sets.x["test"][:1].cpu().numpy()
     versions: dict[str, str] = {}
+    own_verdict: dict[str, str] = {}
     with stage_run("verify", params.experiment_name) as tracker:
+        for line in reconcile_versions(name):
+            logger.warning("registry reconciliation: %s %s", name, line)
         tracker.log_params({"verify": params.verify.model_dump(), "methods": params.unlearn.methods})
         for model_name, ev in evidence.items():
             tracker.log_metrics(ev, prefix=f"{model_name}.")
         tracker.log_dataset("evaluation", ns.data, fingerprint, context="evaluation")
         for path in [*Path(ns.certificates).glob("*.json"), *plots]:
             tracker.log_artifact(path, "certificates" if path.suffix == ".json" else "plots")
+        eval_id = evaluation_id()
         for model_name in ["original", *params.unlearn.methods]:
             sha = artifact[model_name]["sha256"]
             version = find_version_by_tag(name, "unlearn.model_sha256", sha)
             stale = model_name == "retrain" and reference["status"] == "stale"
             if stale and version is not None:
                 versions[model_name] = version
+                own_verdict[model_name] = version_tags(name, version).get("unlearn.verdict", "")
                 continue
             tags = {"unlearn.role": "original" if model_name == "original" else
                     ("retrain_reference" if model_name == "retrain" else "unlearned"),
@@ -142,10 +184,26 @@ def register_all(params, learners, sets, artifact, certs, fingerprint, record, v
                              "unlearn.request_ids": ",".join(rids)[:4000] or "none", **vref.reference_tags(reference)})
             if version is None:
                 learner = learners[model_name].cpu().eval()
-                version = tracker.register_model(learner, name, example, artifact_name=model_name)
-            set_version_tags(name, version, tags)
+                version = tracker.register_model(learner, name, example, artifact_name=model_name, tags=tags)
+                own_verdict[model_name] = verdicts[model_name]
+            else:  # registered evidence is immutable: this run's evaluation goes beside it, under its own key
+                own_verdict[model_name] = version_tags(name, version).get("unlearn.verdict", "")
+                fields = {"verdict": verdicts[model_name], "run_id": tracker.run_id,
+                          "git_commit": tags["unlearn.git_commit"]}
+                for key in ("certificate_sha256", "forget_sha256", "reference_sha256"):
+                    if f"unlearn.{key}" in tags:
+                        fields[key] = tags[f"unlearn.{key}"]
+                prefix = add_evaluation(name, version, fields, eval_id)
+                logger.info("%s v%s (%s) is registered already: this evaluation (%s) recorded as %s.*", name,
+                            version, model_name, verdicts[model_name], prefix)
             versions[model_name] = version
-        passing = [m for m in params.verify.promote if m in certs and certs[m]["verdict"] == "pass"]
+        passing = [m for m in params.verify.promote if m in certs and certs[m]["verdict"] == "pass"
+                   and own_verdict.get(m) == "pass"]
+        refused = [m for m in params.verify.promote if m in certs and certs[m]["verdict"] == "pass"
+                   and own_verdict.get(m) != "pass"]
+        for m in refused:
+            logger.warning("%s passed now, but %s v%s was registered with verdict %r: production does not move to "
+                           "it", m, name, versions[m], own_verdict.get(m))
         if passing:
             set_alias(name, "production", versions[passing[0]])
             logger.info("alias production -> %s v%s (%s passed)", name, versions[passing[0]], passing[0])
