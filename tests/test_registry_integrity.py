@@ -166,6 +166,7 @@ def test_a_reverification_never_rewrites_a_registered_versions_evidence(tmp_path
     gp = client.get_model_version(MODEL, first["gp"])
     promoted_cert = gp.tags["unlearn.certificate_sha256"]
     assert str(client.get_model_version_by_alias(MODEL, "production").version) == first["gp"]
+    assert [v for k, v in gp.tags.items() if k.startswith("unlearn.promoted.")] == [promoted_cert]
     run_id = gp.run_id
 
     second = _register(tmp_path, {"gp": "fail"}, models, "b")  # the same weights, verified again (and failing)

@@ -210,6 +210,12 @@ def audit_sample(sample_id: str, versions: list[Version], *, split: str | None, 
                 row.update(trained_with=True, certified_removal=True, status="removed (certificate pass)")
             else:
                 row.update(trained_with=True, status=f"removal not certified (verdict {v.tag('verdict', '?')})")
+        later = evaluations(v.tags)
+        if later:  # the registered verdict stands (immutable); a later evaluation that disagrees is shown beside it
+            ident, ev = list(later.items())[-1]
+            row["reevaluated"] = {"id": ident, **ev}
+            if ev.get("verdict") != v.tag("verdict"):
+                row["status"] += f"; re-evaluated {ident}: verdict {ev.get('verdict', '?')}"
         rows.append(row)
     return rows
 

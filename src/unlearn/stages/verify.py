@@ -10,7 +10,8 @@ Registered evidence is immutable. A model is registered once per weight sha256, 
 call that creates the version; a later run that verifies the same weights again does not touch the version's own
 tags, it adds a separately addressable evaluation ``unlearn.eval.<UTC timestamp>.*`` (certificate sha256,
 verdict, run id). ``production`` moves only to a version whose own certificate passed and whose certificate of
-this run passed too. A registration interrupted before the fix (an untagged version) is deleted at the start of
+this run passed too; the version then gets ``unlearn.promoted.<UTC timestamp>`` = the sha256 of the certificate
+it was promoted with. A registration interrupted before the fix (an untagged version) is deleted at the start of
 the next registration (:func:`unlearn.tracking.reconcile_versions`). A model with non-finite weights or outputs
 is an error naming it."""
 
@@ -34,7 +35,7 @@ from unlearn.stages import common
 from unlearn.stages import verify_reference as vref
 from unlearn.stages.verify_plots import write_plots
 from unlearn.tracking import (add_evaluation, evaluation_id, find_version_by_tag, git_commit, reconcile_versions,
-                              set_alias, stage_run, version_tags)
+                              set_alias, set_version_tags, stage_run, version_tags)
 from unlearn.training import resolve_device
 from unlearn.verification import build_evaluation_sets, collect_outputs, score_outputs, train_shadow_reference
 
@@ -205,8 +206,12 @@ def register_all(params, learners, sets, artifact, certs, fingerprint, record, v
             logger.warning("%s passed now, but %s v%s was registered with verdict %r: production does not move to "
                            "it", m, name, versions[m], own_verdict.get(m))
         if passing:
-            set_alias(name, "production", versions[passing[0]])
-            logger.info("alias production -> %s v%s (%s passed)", name, versions[passing[0]], passing[0])
+            winner = passing[0]
+            set_alias(name, "production", versions[winner])
+            # which certificate it was promoted with, under a new key each time (never overwritten)
+            set_version_tags(name, versions[winner], {f"unlearn.promoted.{eval_id}": sha256_file(
+                Path(ns.certificates) / f"{winner}.json")})
+            logger.info("alias production -> %s v%s (%s passed)", name, versions[winner], winner)
         else:
             logger.info("no certificate passed: alias production unchanged")
     return versions
