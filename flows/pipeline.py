@@ -11,6 +11,7 @@ The flow holds the project lock (:mod:`unlearn.lock`) for its whole run.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -57,6 +58,19 @@ def retryable(exc: BaseException) -> bool:
     if isinstance(exc, StageFailed):
         return exc.stage_code != BAD_INPUT_EXIT
     return True
+
+
+class _NoTracebackForStageFailures(logging.Filter):
+    """Prefect logs a flow's exception with its traceback; a failed stage's own output already says what went
+    wrong (the stage's ``error:`` line and DVC's), so its traceback through Prefect's engine is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], StageFailed):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+logging.getLogger("prefect.flow_runs").addFilter(_NoTracebackForStageFailures())
 
 
 def _retry_unless_bad_input(task, task_run, state) -> bool:
