@@ -157,3 +157,22 @@ def test_a_refused_symlink_names_only_the_inbox_entry_never_its_target(tmp_path)
     assert "a symlink (inside the inbox)" in files["loop.json"].error and "r1.json" not in files["loop.json"].error
     _, rejected = validate(files.values(), members=MEMBERS, known=KNOWN)
     assert not any("passwd" in x.reason or "passwd" in x.key for x in rejected)
+
+
+def test_an_unreadable_file_is_refused_and_the_others_are_read(tmp_path, monkeypatch):
+    import errno
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a.json").write_bytes(req())
+    (inbox / "b.json").write_bytes(req("r2"))
+    real_open = os.open
+
+    def open_(path, flags, *args):  # as a permission error would (tests run as root, who may read anything)
+        if str(path).endswith("b.json"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", open_)
+    files = {f.name: f for f in read_inbox(inbox)}
+    assert files["a.json"].data == req() and files["b.json"].error == "cannot be read (Permission denied)"

@@ -145,9 +145,15 @@ def read_inbox(inbox: str | Path) -> list[InboxFile]:
         if st.st_size > MAX_BYTES:
             out.append(_refused(name, f"{st.st_size} bytes, over the {MAX_BYTES}-byte limit"))
             continue
-        fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        with os.fdopen(fd, "rb") as fh:
-            data = fh.read(MAX_BYTES + 1)
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            with os.fdopen(fd, "rb") as fh:
+                data = fh.read(MAX_BYTES + 1)
+        except FileNotFoundError:  # removed since the listing: nothing to ingest
+            continue
+        except OSError as exc:  # unreadable (permissions, a symlink swapped in: ELOOP): refused, the others go on
+            out.append(_refused(name, f"cannot be read ({exc.strerror or type(exc).__name__})"))
+            continue
         if len(data) > MAX_BYTES:
             out.append(_refused(name, f"over the {MAX_BYTES}-byte limit"))
             continue
