@@ -75,7 +75,8 @@ _PAPER_VARIANTS = {
 }
 GP_VARIANTS = {"gp:paper": PAPER} | {k: {**PAPER, **v} for k, v in _PAPER_VARIANTS.items()} | {
     # issue 14: the default's budget and schedule (the trade-off curve), and the other class-wise target
-    "gp:nonmember-target": {"classwise_target": "nonmember"},
+    "gp:own-target": {"classwise_target": "own"},
+    "gp:nearest-target": {"classwise_target": "nearest"},
 }
 # ``--baseline-variants``: baselines at other budgets than params.yaml's (tuned on digits), name -> (method, overrides)
 BASELINE_VARIANTS = {

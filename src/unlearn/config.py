@@ -138,11 +138,11 @@ class GradientPenaltyParams(MethodBudget):
     walk: Literal["retain", "forget"] = Field(
         "forget", description="what an epoch walks: the retain set (forget batches cycled alongside) or the forget "
                               "set (retain batches cycled alongside; far fewer steps)")
-    classwise_target: Literal["retained", "nonmember"] = Field(
-        "retained", description="match outputs, forget samples of a class with no retained sample: the original's "
-                                "own distribution on the sample renormalised over the retained classes (retained), "
-                                "or the renormalised output of a reference non-member of its nearest retained "
-                                "class (nonmember)")
+    classwise_target: Literal["nonmember", "own", "nearest"] = Field(
+        "nonmember", description="match outputs, forget samples of a class with no retained sample left: the "
+                                 "original's output renormalised over the retained classes, on a random reference "
+                                 "non-member of the same class (nonmember), on the sample itself (own), or on a "
+                                 "reference non-member of its nearest retained class (nearest)")
     temperature: float = Field(1.0, gt=0, description="temperature of the renormalised class-wise target")
     lr_schedule: Literal["constant", "cosine"] = Field(
         "constant", description="cosine: the lr decays per epoch to 0 over ``epochs``")
@@ -150,6 +150,9 @@ class GradientPenaltyParams(MethodBudget):
         None, ge=0, le=0.5, description="stop once the logit-margin AUC of the forget set against reference "
                                         "non-members of the same classes is <= 0.5 + this (null: off)")
     check_every: int = Field(5, ge=1, description="epochs between early-stopping checks")
+    anchor: float = Field(0.0, ge=0, description="weight of CE(p0(x_n), f(x_n)) on a batch of reference_batch_size "
+                                                 "reference non-members: keeps the model's outputs on unseen data "
+                                                 "where the original had them (classifiers; 0: off)")
 
     @model_validator(mode="before")
     @classmethod

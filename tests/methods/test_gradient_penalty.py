@@ -301,7 +301,7 @@ def test_classwise_targets_sum_to_one_with_zero_mass_on_forgotten_classes():
     data, _ = classwise_split(forgotten=3)
     assert forgotten_classes(data) == [3]
     original = digits_learner(width=4)
-    for classwise in ("retained", "nonmember"):
+    for classwise in ("nonmember", "own", "nearest"):
         targets = nonmember_output_targets(original, data, torch.Generator().manual_seed(0), classwise=classwise,
                                            temperature=2.0)
         assert targets.shape == (len(data.forget_y), 10)
@@ -338,19 +338,24 @@ def test_partly_forgotten_classes_keep_the_same_class_nonmember_target():
 def test_a_missing_reference_class_is_a_clear_error():
     data, _ = classwise_split(forgotten=3)
     original = digits_learner(width=4)
+
+    def without(c: int) -> UnlearningData:
+        keep = data.reference_y != c
+        return UnlearningData(data.retain_x, data.retain_y, data.forget_x, data.forget_y, data.reference_x[keep],
+                              data.reference_y[keep])
+
+    gen = torch.Generator().manual_seed(0)
+    # the default class-wise target is a non-member of the forgotten class itself
+    with pytest.raises(ValueError, match="every forgotten class.*none of class 3"):
+        nonmember_output_targets(original, without(3), gen)
+    assert nonmember_output_targets(original, without(3), gen, classwise="own").shape[0] == len(data.forget_y)
     nearest = retained_class_distribution(torch.from_numpy(predict_logits(original, data.forget_x)).float(),
                                           [3]).argmax(dim=1)
     needed = int(nearest[0])  # the nearest retained class of the first forgotten sample
-    keep = data.reference_y != needed
-    no_ref = UnlearningData(data.retain_x, data.retain_y, data.forget_x, data.forget_y, data.reference_x[keep],
-                            data.reference_y[keep])
     with pytest.raises(ValueError, match=f"nearest retained class.*none of class {needed}"):
-        nonmember_output_targets(original, no_ref, torch.Generator().manual_seed(0), classwise="nonmember")
-    # the default class-wise target needs no reference sample of the forgotten class
-    assert nonmember_output_targets(original, no_ref, torch.Generator().manual_seed(0)).shape[0] == len(
-        data.forget_y)
+        nonmember_output_targets(original, without(needed), gen, classwise="nearest")
     with pytest.raises(ValueError, match="classwise_target must be"):
-        nonmember_output_targets(original, data, torch.Generator().manual_seed(0), classwise="uniform")
+        nonmember_output_targets(original, data, gen, classwise="uniform")
 
 
 def accuracy_on(learner, x, y) -> float:
@@ -420,3 +425,18 @@ def test_early_stop_ends_the_run_once_the_forget_set_looks_like_nonmembers(monke
     params = GradientPenaltyParams(epochs=40, early_stop=0.5, check_every=2)  # any AUC stops at the first check
     gradient_penalty(original, data, params, seed_everything(0))
     assert len(calls) == 1
+
+
+def test_anchor_keeps_reference_outputs_and_needs_a_classifier(one_thread):
+    data, _ = classwise_split(forgotten=3)
+    original = overfit(digits_learner(width=8), data, epochs=30)
+
+    def drift(learner) -> float:  # KL from the original's outputs on the reference non-members
+        p0 = torch.softmax(torch.from_numpy(predict_logits(original, data.reference_x)).float(), 1)
+        return F.kl_div(torch.log_softmax(torch.from_numpy(predict_logits(learner, data.reference_x)).float(), 1),
+                        p0, reduction="batchmean").item()
+
+    free = gradient_penalty(original, data, GradientPenaltyParams(epochs=10, lr=0.05), seed_everything(0))
+    held = gradient_penalty(original, data, GradientPenaltyParams(epochs=10, lr=0.05, anchor=1.0,
+                                                                  reference_batch_size=32), seed_everything(0))
+    assert drift(held) < drift(free)

@@ -140,8 +140,11 @@ def retained_class_distribution(logits: Tensor, forgotten: list[int], temperatur
     return torch.softmax(masked, dim=1)
 
 
+CLASSWISE_TARGETS = ("nonmember", "own", "nearest")
+
+
 def nonmember_output_targets(original: Learner, data: UnlearningData, generator: torch.Generator,
-                             batch_size: int = 512, classwise: str = "retained",
+                             batch_size: int = 512, classwise: str = "nonmember",
                              temperature: float = 1.0) -> Tensor:
     """Per forget sample, the class distribution a retrained model would give it (what ``match: outputs``
     descends towards), from the original classifier in eval mode:
@@ -149,17 +152,21 @@ def nonmember_output_targets(original: Learner, data: UnlearningData, generator:
     - its class is still retained: the original's output on a random reference non-member of the same class
       (what the model outputs for such an image it never saw);
     - its class is entirely forgotten (no retain sample left, so no same-class target can exist in a retrained
-      model): ``classwise="retained"``: the original's own distribution on the sample renormalised over the
-      retained classes, softmax(z_retained / T); ``classwise="nonmember"``: the renormalised output on a random
-      reference non-member of the sample's nearest retained class (the argmax of that distribution).
+      model, which spreads such images over the retained classes): the original's output renormalised over the
+      retained classes, softmax(z_retained / T), taken on
+      ``classwise="nonmember"``: a random reference non-member of the same (forgotten) class: an unseen image of
+      the class, so the target carries no trace of the sample's own memorisation;
+      ``classwise="own"``: the forget sample itself;
+      ``classwise="nearest"``: a random reference non-member of the sample's nearest retained class (the argmax of
+      its own renormalised distribution).
 
     Shape: forget (n_f, C, H, W), reference (n_r, C, H, W) -> (n_f, K) rows summing to 1.
     """
     if original.family != "supervised":
         raise ValueError(f"gp: match 'outputs' needs a classifier's class outputs; {original.name} is an encoder "
                          "(use match 'loss' or 'confidence')")
-    if classwise not in ("retained", "nonmember"):
-        raise ValueError(f"gp: classwise_target must be 'retained' or 'nonmember', got {classwise!r}")
+    if classwise not in CLASSWISE_TARGETS:
+        raise ValueError(f"gp: classwise_target must be one of {', '.join(CLASSWISE_TARGETS)}, got {classwise!r}")
     was_training = original.training
     logits = predict_logits(original, data.reference_x, batch_size)  # eval mode; float32 values held as float64
     forgotten = forgotten_classes(data)
@@ -183,26 +190,30 @@ def nonmember_output_targets(original: Learner, data: UnlearningData, generator:
         idx = (forget_y == c).nonzero().flatten()
         if c not in forgotten:
             targets[idx] = probs[draw(c, len(idx), "every partly forgotten class")]
-            continue
-        own = retained_class_distribution(torch.from_numpy(forget_logits[idx.numpy()]).float(), forgotten,
-                                          temperature)
-        if classwise == "retained":
-            targets[idx] = own
-            continue
-        nearest = own.argmax(dim=1)
-        for k in nearest.unique().tolist():
-            rows = idx[nearest == k]
-            pair = draw(k, len(rows), "the nearest retained class of every forgotten sample")
-            targets[rows] = retained_class_distribution(ref_logits[pair], forgotten, temperature)
+        elif classwise == "nonmember":
+            pair = draw(c, len(idx), "every forgotten class (classwise_target nonmember)")
+            targets[idx] = retained_class_distribution(ref_logits[pair], forgotten, temperature)
+        else:
+            own = retained_class_distribution(torch.from_numpy(forget_logits[idx.numpy()]).float(), forgotten,
+                                              temperature)
+            if classwise == "own":
+                targets[idx] = own
+                continue
+            nearest = own.argmax(dim=1)
+            for k in nearest.unique().tolist():
+                rows = idx[nearest == k]
+                pair = draw(k, len(rows), "the nearest retained class of every forgotten sample")
+                targets[rows] = retained_class_distribution(ref_logits[pair], forgotten, temperature)
     return targets.to(device)
 
 
 def forget_membership_auc(learner: Learner, data: UnlearningData, batch_size: int = 512) -> float:
     """The early-stopping signal: AUC of the stable logit-margin attack, forget set (members) against the
     reference non-members of the forget set's classes, under the current model (eval mode). 0.5: the forget set
-    looks like non-members; the test split is never used."""
+    looks like non-members; the test split is never used. At most as many reference samples as forget samples
+    (the first ones of those classes, the same at every check) keep the check at about the cost of two steps."""
     classes = data.forget_y.unique()
-    keep = torch.isin(data.reference_y, classes)
+    keep = torch.isin(data.reference_y, classes).nonzero().flatten()[:len(data.forget_y)]
     m = logit_margin(predict_logits(learner, data.forget_x, batch_size), data.forget_y.cpu().numpy())
     n = logit_margin(predict_logits(learner, data.reference_x[keep], batch_size),
                      data.reference_y[keep].cpu().numpy())
@@ -230,6 +241,12 @@ def gradient_penalty(original: Learner, data: UnlearningData, params: GradientPe
     outputs = (nonmember_output_targets(original, data, generator, classwise=params.classwise_target,
                                         temperature=params.temperature) if params.match == "outputs" else None)
     needs_signal = params.match != "outputs" or params.lambda_gp > 0
+    anchor = None
+    if params.anchor > 0:  # the original's outputs on reference non-members, kept while the forget set moves
+        if original.family != "supervised":
+            raise ValueError(f"gp: anchor needs a classifier's class outputs; {original.name} is an encoder")
+        anchor = torch.softmax(torch.from_numpy(predict_logits(original, data.reference_x)).float(), dim=1).to(
+            data.reference_x.device)
     if params.stage == "memgp" and needs_signal:
         ref_g, ref_t = nonmember_values(original, data.reference_x, data.reference_y, wrt=params.penalty_on,
                                         match=statistic)
@@ -253,6 +270,9 @@ def gradient_penalty(original: Learner, data: UnlearningData, params: GradientPe
             loss = loss + params.lambda_gp * penalty
         if outputs is not None:  # descend towards what the model outputs for a same-class non-member
             matching = F.cross_entropy(learner.logits(data.forget_x[f]), outputs[f])
+        if anchor is not None:
+            n = next(reference_batches)
+            loss = loss + params.anchor * F.cross_entropy(learner.logits(data.reference_x[n]), anchor[n])
         return loss + params.mu * matching
 
     n_walked = len(data.forget_x) if walk_forget else len(data.retain_x)
