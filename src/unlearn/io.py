@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -12,24 +13,49 @@ from typing import Any, Callable
 import numpy as np
 
 
+#: errno values that mean "the filesystem is full": no space, or the user's quota is spent.
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` on a temp file beside ``path``, then rename it onto ``path``.
 
-    A crash leaves either the old file or the new one, never a half-written file.
+    A crash leaves either the old file or the new one, never a half-written file. The temp name never reaches
+    the content (writers get a path, not a name to embed): :func:`write_bytes` callers serialise first.
+
+    Raises:
+        OSError: ``errno.ENOSPC`` (or ``EDQUOT``) with ``filename`` set to ``path`` (never the temp name) when the
+            disk is full at any step; the temp file is removed and any previous ``path`` is left as it was.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path: Path | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        tmp_path = Path(tmp)
         write(tmp_path)
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
+    except OSError as exc:
+        if exc.errno in DISK_FULL:
+            raise OSError(exc.errno, f"{os.strerror(exc.errno)}; not written (any previous file is unchanged)",
+                          str(path)) from None
+        raise
     finally:
-        tmp_path.unlink(missing_ok=True)
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
     return path
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` atomically: the file's bytes are exactly ``data`` (the way to write a serialised model)."""
+    def _write(p: Path) -> None:
+        with open(p, "wb") as fh:
+            fh.write(data)
+
+    return atomic_write(path, _write)
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
@@ -39,10 +65,12 @@ def write_json(path: str | Path, obj: Any) -> Path:
 
 
 def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` as UTF-8 atomically."""
     return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
 
 
 def save_npy(path: str | Path, array: np.ndarray) -> Path:
+    """Write ``array`` in ``.npy`` format atomically."""
     def _write(p: Path) -> None:
         with open(p, "wb") as fh:
             np.save(fh, array)
