@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from unlearn import determinism
 from unlearn.config import Params
 from unlearn.data.manifest import save_prepared
 from unlearn.data.sources import balanced_subset, load_source
@@ -17,6 +18,7 @@ logger = logging.getLogger("unlearn.stages.prepare")
 
 def main(ns: argparse.Namespace, params: Params) -> None:
     p = params.prepare
+    env = determinism.configure(p.seed, torch_backend=False)  # NumPy only: no torch import
     raw = load_source(p.source, p.root, p.download)
     if p.max_images is not None and p.max_images < len(raw.ids):
         raw = balanced_subset(raw, p.max_images, p.seed)
@@ -27,7 +29,7 @@ def main(ns: argparse.Namespace, params: Params) -> None:
     counts = {s: int((splits == s).sum()) for s in ("train", "reference", "test")}
     logger.info("prepared %s: %s, fingerprint %s", p.source, counts, fp[:12])
     with stage_run("prepare", params.experiment_name) as tracker:
-        tracker.log_params({"prepare": p.model_dump()})
+        tracker.log_params({"prepare": p.model_dump(), "environment": env})
         tracker.log_metrics({f"n_{k}": v for k, v in counts.items()})
         tracker.set_tags({"unlearn.dataset_fingerprint": fp})
         tracker.log_dataset(p.source, ns.out, fp, context="prepared")

@@ -9,6 +9,7 @@ import time
 
 import torch
 
+from unlearn import determinism
 from unlearn.config import Params
 from unlearn.data.manifest import load_prepared
 from unlearn.evaluation import extract_features, fit_linear_probe, knn_accuracy
@@ -23,13 +24,15 @@ logger = logging.getLogger("unlearn.stages.pretrain")
 
 
 def main(ns: argparse.Namespace, params: Params) -> None:
+    determinism.configure(params.pretrain.seed)
     device = resolve_device(params.device)
+    env = determinism.environment(device)
     data = load_prepared(ns.data)
     train, test = data.indices("train"), data.indices("test")
     x, y = to_tensor(data.images[train], device), torch.from_numpy(data.labels[train]).to(device)
     config = learner_config(params.pretrain, data.images.shape[-1], len(data.classes))
     with stage_run("pretrain", params.experiment_name) as tracker:
-        tracker.log_params({"pretrain": params.pretrain.model_dump(), "device": str(device)})
+        tracker.log_params({"pretrain": params.pretrain.model_dump(), "device": str(device), "environment": env})
         tracker.log_dataset(params.prepare.source, ns.data, data.fingerprint, context="training")
         def monitor(model, epoch: int) -> None:
             tracker.log_metrics(probe_metrics(model, data, train, test, device), step=epoch)
@@ -42,7 +45,7 @@ def main(ns: argparse.Namespace, params: Params) -> None:
         seconds = time.perf_counter() - start
         sha = save_checkpoint(ns.out, learner, learner.config())
         metrics = {"seconds": seconds, "final_loss": history[-1], **probe_metrics(learner, data, train, test, device)}
-        write_json(ns.metrics, {**metrics, "sha256": sha, "dataset_fingerprint": data.fingerprint})
+        write_json(ns.metrics, {**metrics, "sha256": sha, "dataset_fingerprint": data.fingerprint, "environment": env})
         tracker.log_metrics(metrics)
         tracker.set_tags({"unlearn.model_sha256": sha, "unlearn.dataset_fingerprint": data.fingerprint})
     logger.info("original %s: %s", params.pretrain.method, {k: round(v, 3) for k, v in metrics.items()})

@@ -12,13 +12,15 @@ import time
 
 import torch
 
+from unlearn import determinism
 from unlearn.config import Params
 from unlearn.data.manifest import load_prepared
 from unlearn.forget import load_forget_record, member_partition
 from unlearn.io import read_json, write_json
 from unlearn.learners import load_learner
 from unlearn.methods import UnlearningData, get_method
-from unlearn.models.checkpoint import save_checkpoint
+from unlearn.models.checkpoint import check_architecture, save_checkpoint
+from unlearn.pretraining import learner_config
 from unlearn.stages import common
 from unlearn.stages.pinned import copy_pinned_checkpoint
 from unlearn.tracking import stage_run
@@ -38,6 +40,7 @@ def unlearning_data(data, forget_ids: list[str], device: torch.device) -> Unlear
 
 
 def main(ns: argparse.Namespace, params: Params) -> None:
+    determinism.configure(params.unlearn.seed)
     reference = read_json(ns.reference) if ns.reference else {"source": "retrain"}
     if ns.method == "retrain" and reference["source"] == "pinned":
         return copy_pinned_reference(ns, params, reference)
@@ -47,10 +50,14 @@ def main(ns: argparse.Namespace, params: Params) -> None:
     data = load_prepared(ns.data)
     record = load_forget_record(ns.forget, data.fingerprint)
     original, payload = load_learner(ns.original, device)
+    check_architecture(ns.original, payload["config"],
+                       learner_config(params.pretrain, data.images.shape[-1], len(data.classes)))
+    env = determinism.environment(device)
     udata = unlearning_data(data, record["sample_ids"], device)
     generator = seed_everything(params.unlearn.seed)
     with stage_run("unlearn", params.experiment_name, run_name=f"unlearn/{ns.method}") as tracker:
-        tracker.log_params({"method": ns.method, ns.method: method_params.model_dump(), "seed": params.unlearn.seed})
+        tracker.log_params({"method": ns.method, ns.method: method_params.model_dump(), "seed": params.unlearn.seed,
+                            "environment": env})
         start = time.perf_counter()
         model = method(original, udata, method_params, generator)
         seconds = time.perf_counter() - start
@@ -59,7 +66,7 @@ def main(ns: argparse.Namespace, params: Params) -> None:
         tracker.set_tags({"unlearn.method": ns.method, "unlearn.model_sha256": sha,
                           "unlearn.forget_sha256": record["sha256"]})
     write_json(ns.metrics, {"method": ns.method, "seconds": seconds, "sha256": sha,
-                            "params": method_params.model_dump(), "forget_sha256": record["sha256"],
+                            "params": method_params.model_dump(), "forget_sha256": record["sha256"], "environment": env,
                             **({"reference": {"source": "retrained"}} if ns.method == "retrain" else {})})
     logger.info("%s: %.2fs, %d forgotten, %d retained", ns.method, seconds, len(udata.forget_x), len(udata.retain_x))
 
