@@ -12,6 +12,9 @@ Prefect/Dask fan-out can replace the ``map_fn`` of :func:`train_shadows` (``clie
 
 Encoders have no classifier head: their "logits" are a linear probe's log-probabilities, the probe fitted on the
 shadow's own ``in`` half (as :func:`unlearn.verification.collect_outputs` fits the target's probe on retain).
+Encoder shadows also keep the sorted pairwise cosine similarities of V augmented views of every evaluated image
+(:func:`view_similarity_vectors`, the same seed as the target's, so both see the same views): the reference
+scores of the calibrated encoder attack (:mod:`unlearn.mia.encoder_lira`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from torch import Tensor
 
 from unlearn.evaluation import extract_features, fit_linear_probe, predict_logits, probe_logits
 from unlearn.learners.base import Learner
+from unlearn.mia.encoder_mi import pairwise_cosine_vectors
 from unlearn.pretraining import train_from_scratch
 from unlearn.training import steps_per_epoch
 
@@ -51,6 +55,28 @@ class ShadowModelOutputs:
     out_labels: np.ndarray
     eval_logits: dict[str, np.ndarray]
     seconds: float
+    eval_similarity: dict[str, np.ndarray] | None = None  # encoders: (n, P) sorted view similarities per set
+
+
+@torch.no_grad()
+def view_similarity_vectors(learner: Learner, x: dict[str, Tensor], n_views: int, seed: int,
+                            batch_size: int = 256) -> dict[str, np.ndarray]:
+    """Sorted pairwise cosine similarities of ``n_views`` augmented views per image, per set (eval mode).
+
+    The global torch RNG is seeded once with ``seed`` and the sets are walked in dict order in batches of
+    ``batch_size``, so two encoders scored with the same seed, sets and batch size see exactly the same
+    augmented views (what the calibrated attack compares). Shape: each (n, C, H, W) -> (n, V(V-1)/2).
+    """
+    was_training = learner.training
+    learner.eval()
+    torch.manual_seed(seed)
+    out = {}
+    for k, images in x.items():
+        feats = torch.cat([learner.view_features(images[i:i + batch_size], n_views).double().cpu()
+                           for i in range(0, len(images), batch_size)]).numpy()
+        out[k] = pairwise_cosine_vectors(feats)
+    learner.train(was_training)
+    return out
 
 
 def shadow_halves(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -98,7 +124,8 @@ def _logits(learner: Learner, x: dict[str, Tensor], fit_on: str, fit_labels: np.
 
 
 def train_shadow(config: dict[str, Any], images: Tensor, labels: np.ndarray, eval_x: dict[str, Tensor],
-                 num_classes: int, index: int, seed: int, *, original_size: int | None = None) -> ShadowModelOutputs:
+                 num_classes: int, index: int, seed: int, *, original_size: int | None = None,
+                 encoder_views: int = 8, view_seed: int = 0) -> ShadowModelOutputs:
     """Train shadow model ``index`` on its half of the reference data and collect its outputs.
 
     Args:
@@ -111,6 +138,8 @@ def train_shadow(config: dict[str, Any], images: Tensor, labels: np.ndarray, eva
         seed: Seed of the half split and of training; distinct per shadow.
         original_size: Number of samples the original was trained on; scales the batch size (see
             :func:`shadow_config`). None keeps the original's recipe unchanged.
+        encoder_views, view_seed: Encoders: views per image and the seed of :func:`view_similarity_vectors`
+            (the verifier's ``encoder_views`` and seed, so that target and shadow see the same views).
 
     Returns:
         The shadow's class scores on its ``in`` and ``out`` halves and on every evaluation set.
@@ -125,17 +154,33 @@ def train_shadow(config: dict[str, Any], images: Tensor, labels: np.ndarray, eva
     y_in = torch.from_numpy(labels[in_pos]).to(images.device)
     cfg = shadow_config(config, seed, len(in_pos), original_size)
     learner, _ = train_from_scratch(cfg, images[idx_in], y_in, desc=f"shadow {index}")
-    x = {"in": images[idx_in], "out": images[torch.from_numpy(out_pos).to(images.device)], **eval_x}
-    scores = _logits(learner, x, "in", labels[in_pos], num_classes, seed)
-    seconds = time.perf_counter() - start
+    out = shadow_outputs(learner, images, labels, in_pos, out_pos, eval_x, num_classes, index, seed,
+                         encoder_views=encoder_views, view_seed=view_seed, start=start)
     logger.info("shadow %d: trained on %d reference samples (batch %d), held out %d (%.1fs)", index, len(in_pos),
-                cfg["training"]["batch_size"], len(out_pos), seconds)
+                cfg["training"]["batch_size"], len(out_pos), out.seconds)
+    return out
+
+
+def shadow_outputs(learner: Learner, images: Tensor, labels: np.ndarray, in_pos: np.ndarray, out_pos: np.ndarray,
+                   eval_x: dict[str, Tensor], num_classes: int, index: int, seed: int, *, encoder_views: int = 8,
+                   view_seed: int = 0, start: float | None = None) -> ShadowModelOutputs:
+    """What is kept of a trained shadow (see :func:`train_shadow` for the arguments); ``start`` is its
+    ``time.perf_counter()`` at the start of training. Lets a caller score shadows it trained itself (e.g. at
+    several checkpoints of one run)."""
+    device = images.device
+    x = {"in": images[torch.from_numpy(in_pos).to(device)], "out": images[torch.from_numpy(out_pos).to(device)],
+         **eval_x}
+    scores = _logits(learner, x, "in", labels[in_pos], num_classes, seed)
+    similarity = (view_similarity_vectors(learner, eval_x, encoder_views, view_seed)
+                  if learner.family == "encoder" else None)
+    seconds = time.perf_counter() - start if start is not None else 0.0
     return ShadowModelOutputs(index, seed, scores.pop("in"), labels[in_pos], scores.pop("out"), labels[out_pos],
-                              scores, seconds)
+                              scores, seconds, similarity)
 
 
 def train_shadows(config: dict[str, Any], images: Tensor, labels: np.ndarray, eval_x: dict[str, Tensor],
                   num_classes: int, *, n_shadow: int, seed: int = 0, original_size: int | None = None,
+                  encoder_views: int = 8, view_seed: int = 0,
                   map_fn: Callable[..., Iterable[ShadowModelOutputs]] = map) -> list[ShadowModelOutputs]:
     """Train ``n_shadow`` independent shadows, shadow i with seed ``seed * 1000 + i``.
 
@@ -144,6 +189,7 @@ def train_shadows(config: dict[str, Any], images: Tensor, labels: np.ndarray, ev
     """
     if n_shadow < 1:
         raise ValueError(f"n_shadow must be >= 1, got {n_shadow}")
-    task = partial(train_shadow, config, images, labels, eval_x, num_classes, original_size=original_size)
+    task = partial(train_shadow, config, images, labels, eval_x, num_classes, original_size=original_size,
+                   encoder_views=encoder_views, view_seed=view_seed)
     indices = list(range(n_shadow))
     return list(map_fn(task, indices, [seed * 1000 + i for i in indices]))

@@ -5,6 +5,8 @@ from unlearn.mia.encoder_mi import (
     mean_pairwise_cosine,
     pairwise_cosine_vectors,
 )
+from unlearn.mia.encoder_lira import alignment_logit, encoder_lira_scores
+from unlearn.mia.encoder_mi_vector import cross_fitted_scores, position_folds, vector_features
 from unlearn.mia.lira import lira_offline_likelihood, lira_offline_scores
 from unlearn.mia.shadow import ShadowAttack, fit_shadow_attack, shadow_features, shadow_scores
 from unlearn.mia.stats import (
@@ -31,6 +33,11 @@ from unlearn.mia.threshold import (
 )
 
 __all__ = [
+    "alignment_logit",
+    "cross_fitted_scores",
+    "encoder_lira_scores",
+    "position_folds",
+    "vector_features",
     "ShadowAttack",
     "fit_shadow_attack",
     "lira_offline_likelihood",
