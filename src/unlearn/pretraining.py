@@ -10,6 +10,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from unlearn import distributed
 from unlearn.io import atomic_write
 from unlearn.learners import build_learner
 from unlearn.learners.base import Learner
@@ -91,15 +92,16 @@ def train_from_scratch(config: dict[str, Any], images: Tensor, labels: Tensor, *
             on_epoch_end(epoch, loss)
         if monitor is not None and (epoch % monitor_every == 0 or epoch == t["epochs"]):
             monitor(learner, epoch)
-        if resume_path is not None and epoch % checkpoint_every == 0 and epoch < t["epochs"]:
+        if resume_path is not None and epoch % checkpoint_every == 0 and epoch < t["epochs"] and distributed.is_main():
             save_training_state(resume_path, config, learner, optimizer, generator, history)
 
     set_lr(len(history) + 1)
     autocast = "cuda" if amp and images.device.type == "cuda" else None
-    fit(learner, lambda idx: learner.training_loss(images[idx], labels[idx]), len(images), epochs=t["epochs"],
+    # one process: learner.training_loss(images[idx], labels[idx]); under torchrun, DDP on this rank's shard
+    fit(learner, distributed.batch_loss(learner, images, labels), len(images), epochs=t["epochs"],
         batch_size=t["batch_size"], optimizer=optimizer, generator=generator, desc=desc, on_epoch_end=epoch_end,
         start_epoch=len(history) + 1, autocast_device=autocast)
-    if resume_path is not None:
+    if resume_path is not None and distributed.is_main():
         Path(resume_path).unlink(missing_ok=True)
     return learner, history
 
