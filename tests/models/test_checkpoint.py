@@ -138,3 +138,30 @@ def test_architecture_diff_reads_lists_and_tuples_alike_and_ignores_bookkeeping(
     assert architecture_diff(stored, {"method": "byol", "backbone": {"name": "small_cnn", "blocks": [2, 2]},
                                       "projection_dim": 64}) == {
         "method": ("simclr", "byol"), "backbone.blocks": ([1, 1], [2, 2]), "projection_dim": (None, 64)}
+
+
+def test_the_unlearn_stage_refuses_a_base_model_of_another_architecture(tmp_path):
+    """Issue 12 defect 7: a valid checkpoint of another architecture was unlearned without complaint."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from unlearn.config import Params
+    from unlearn.pretraining import learner_config
+    from unlearn.stages.unlearn import load_base_model
+
+    params = Params()
+    data = SimpleNamespace(images=np.zeros((2, 8, 8, 1), np.uint8), classes=[str(c) for c in range(10)])
+    ours = learner_config(params.pretrain, 1, 10)
+    path = tmp_path / "base.pt"
+    save_checkpoint(path, build_learner(ours), ours)
+    assert load_base_model(str(path), params, data, torch.device("cpu")).config() == ours
+
+    other = {**ours, "backbone": {**ours["backbone"], "width": 16}, "num_classes": 3}
+    save_checkpoint(path, build_learner(other), other)
+    with pytest.raises(ValueError) as err:
+        load_base_model(str(path), params, data, torch.device("cpu"))
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: checkpoint of another architecture") and "\n" not in msg
+    width = params.pretrain.backbone.width
+    assert f"backbone.width: 16 in the checkpoint, {width} in params.yaml pretrain" in msg and "num_classes: 3" in msg

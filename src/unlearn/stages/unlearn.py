@@ -17,7 +17,7 @@ from unlearn.config import Params
 from unlearn.data.manifest import load_prepared
 from unlearn.forget import load_forget_record, member_partition
 from unlearn.io import read_json, write_json
-from unlearn.learners import load_learner
+from unlearn.learners import Learner, load_learner
 from unlearn.methods import UnlearningData, get_method
 from unlearn.models.checkpoint import check_architecture, save_checkpoint
 from unlearn.pretraining import learner_config
@@ -39,6 +39,16 @@ def unlearning_data(data, forget_ids: list[str], device: torch.device) -> Unlear
     return UnlearningData(*xy(retain), *xy(forget), *xy(ref))
 
 
+def load_base_model(path: str, params: Params, data, device: torch.device) -> Learner:
+    """The model to unlearn, refused (one error naming ``path`` and the differing keys) unless it is the
+    architecture ``params.pretrain`` describes for this dataset: a checkpoint of another model would otherwise be
+    unlearned, and certified, under params that do not describe it."""
+    learner, payload = load_learner(path, device)
+    check_architecture(path, payload["config"], learner_config(params.pretrain, data.images.shape[-1],
+                                                               len(data.classes)))
+    return learner
+
+
 def main(ns: argparse.Namespace, params: Params) -> None:
     determinism.configure(params.unlearn.seed)
     reference = read_json(ns.reference) if ns.reference else {"source": "retrain"}
@@ -49,9 +59,7 @@ def main(ns: argparse.Namespace, params: Params) -> None:
     device = resolve_device(params.device)
     data = load_prepared(ns.data)
     record = load_forget_record(ns.forget, data.fingerprint)
-    original, payload = load_learner(ns.original, device)
-    check_architecture(ns.original, payload["config"],
-                       learner_config(params.pretrain, data.images.shape[-1], len(data.classes)))
+    original = load_base_model(ns.original, params, data, device)
     env = determinism.environment(device)
     udata = unlearning_data(data, record["sample_ids"], device)
     generator = seed_everything(params.unlearn.seed)
