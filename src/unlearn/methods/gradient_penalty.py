@@ -36,6 +36,8 @@ from unlearn.config import GradientPenaltyParams
 from unlearn.evaluation import predict_logits
 from unlearn.learners.base import Learner
 from unlearn.methods.base import UnlearningData
+from unlearn.methods.encoder_targets import (encoder_alignment_targets, encoder_alignment_term,
+                                             finalize_momentum_encoders)
 from unlearn.mia import logit_margin
 from unlearn.training import cycle_batches, fit, make_optimizer, prepare_schedule, trainable
 
@@ -238,8 +240,13 @@ def gradient_penalty(original: Learner, data: UnlearningData, params: GradientPe
                            params.batch_size if walk_forget else params.forget_batch_size, generator)
     reference_batches = cycle_batches(len(data.reference_x), params.reference_batch_size, generator)
     statistic = "loss" if params.match == "outputs" else params.match  # what the λ/μ terms compare
-    outputs = (nonmember_output_targets(original, data, generator, classwise=params.classwise_target,
-                                        temperature=params.temperature) if params.match == "outputs" else None)
+    encoder_term = params.match == "outputs" and original.family == "encoder"  # methods/encoder_targets.py
+    if encoder_term:  # τ: the original's view alignment of a paired non-member (compare: quantiles -> by rank)
+        outputs, enc_scale = encoder_alignment_targets(original, data, generator,
+                                                       mode="rank" if params.compare == "quantiles" else "pair")
+    else:
+        outputs = (nonmember_output_targets(original, data, generator, classwise=params.classwise_target,
+                                            temperature=params.temperature) if params.match == "outputs" else None)
     needs_signal = params.match != "outputs" or params.lambda_gp > 0
     anchor = None
     if params.anchor > 0:  # the original's outputs on reference non-members, kept while the forget set moves
@@ -268,7 +275,9 @@ def gradient_penalty(original: Learner, data: UnlearningData, params: GradientPe
             penalty, matching = matching_terms(g_f, matched_statistic(s_f, statistic), *targets, params.compare,
                                                params.normalize)
             loss = loss + params.lambda_gp * penalty
-        if outputs is not None:  # descend towards what the model outputs for a same-class non-member
+        if outputs is not None and encoder_term:  # encoders: view alignment towards the non-member targets
+            matching = encoder_alignment_term(learner, data.forget_x[f], outputs[f], enc_scale)
+        elif outputs is not None:  # descend towards what the model outputs for a same-class non-member
             matching = F.cross_entropy(learner.logits(data.forget_x[f]), outputs[f])
         if anchor is not None:
             n = next(reference_batches)
@@ -298,4 +307,6 @@ def gradient_penalty(original: Learner, data: UnlearningData, params: GradientPe
     except _Converged as stop:
         logger.info("gp: stopped early after epoch %d of %d (forget set at the non-member level)", stop.args[0],
                     params.epochs)
+    if encoder_term:  # MoCo key encoder and queue, BYOL target: made consistent with the unlearned encoder
+        finalize_momentum_encoders(learner, data.retain_x, generator)
     return learner
