@@ -119,3 +119,14 @@ def test_numpy_only_configure_does_not_import_torch():
             "print('torch' in sys.modules, sorted(e))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.startswith("False ") and "'numpy'" in out and "'torch'" not in out
+
+
+def test_certificate_environment_says_which_stage_ran_elsewhere():
+    here = {"torch": "2.14.1", "torch_git": "abc", "numpy": "2.4", "cpu_model": "AMD EPYC", "cpu_capability": "AVX512",
+            "threads": 1, "deterministic": "strict", "device": "cpu", "python": "3.11.7"}
+    elsewhere = {**here, "cpu_capability": "AVX2", "threads": 2, "python": "3.12.0"}
+    block = determinism.certificate_environment(here, {"pretrain": elsewhere, "unlearn": dict(here)})
+    assert block["verify"] == here and block["pretrain"] == elsewhere and block["unlearn"] == here
+    assert block["differs_from_verify"] == {"pretrain": ["cpu_capability", "threads"]}  # python does not count
+    old = determinism.certificate_environment(here, {"unlearn": None})  # a report from before environments
+    assert old["differs_from_verify"] == {"unlearn": list(determinism.REPRODUCIBILITY_KEYS)}

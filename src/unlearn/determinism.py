@@ -155,3 +155,31 @@ def cpu_model() -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
+
+
+#: The environment fields the bytes of a result may depend on besides params, code and data: equal values and the
+#: same params should give the same bytes. ``cpu_model`` is there because MKL and oneDNN pick kernels by CPU
+#: vendor and instruction set; ``python`` and ``platform`` are recorded but do not enter the numerics.
+REPRODUCIBILITY_KEYS = ("torch", "torch_git", "numpy", "cpu_model", "cpu_capability", "threads", "deterministic",
+                        "device", "gpu", "cuda", "cudnn")
+
+
+def differences(a: dict[str, Any] | None, b: dict[str, Any] | None) -> list[str]:
+    """The :data:`REPRODUCIBILITY_KEYS` on which two environment records differ (all of them if one is missing)."""
+    if not a or not b:
+        return list(REPRODUCIBILITY_KEYS)
+    return [k for k in REPRODUCIBILITY_KEYS if a.get(k) != b.get(k)]
+
+
+def certificate_environment(verify: dict[str, Any], stages: dict[str, dict[str, Any] | None]) -> dict[str, Any]:
+    """A certificate's ``environment`` block: where each model was computed and where it was verified.
+
+    ``verify``: :func:`environment` of the verify stage; ``stages``: the environment each model's stage recorded,
+    by stage (e.g. ``{"pretrain": reports/pretrain.json["environment"], "unlearn":
+    reports/unlearn/<method>.json["environment"]}``; ``None`` for a report written before environments were
+    recorded). ``differs_from_verify`` is empty when re-running those stages where the certificate was issued
+    should give the same bytes; otherwise it names, per stage, the fields that differ.
+    """
+    diffs = {stage: differences(env, verify) for stage, env in stages.items()}
+    return {"verify": verify, **{stage: env for stage, env in stages.items()},
+            "differs_from_verify": {stage: keys for stage, keys in diffs.items() if keys}}
