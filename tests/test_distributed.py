@@ -9,7 +9,8 @@ gives 0.19-1.6, per-process SimCLR negatives 0.43. Per-epoch losses agree to 1e-
 MoCo is compared rank against rank only: its key encoder keeps per-process BatchNorm
 (shuffle-BN), so 2 processes normalise keys over other sub-batches than one process does.
 
-This file is also the torchrun worker: `python -m torch.distributed.run --nproc_per_node 2 tests/test_distributed.py OUT`."""
+This file is also the torchrun worker:
+`python -m torch.distributed.run --nproc_per_node 2 tests/test_distributed.py OUT`."""
 
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ N, BATCH, EPOCHS, QUEUE = 64, 16, 2, 32
 
 
 def config(method: str) -> dict:
-    return {"method": method, "backbone": {"name": "resnet_compact", "width": 4, "blocks": [1, 1, 1, 1]}, "augment": "none", "in_channels": 1,
-            "num_classes": 4, "temperature": 0.5, "projection_dim": 8, "queue_size": QUEUE, "momentum": 0.9,
+    return {"method": method, "backbone": {"name": "resnet_compact", "width": 4, "blocks": [1, 1, 1, 1]},
+            "augment": "none", "in_channels": 1, "num_classes": 4, "temperature": 0.5, "projection_dim": 8,
+            "queue_size": QUEUE, "momentum": 0.9,
             "training": {"epochs": EPOCHS, "batch_size": BATCH, "lr": 0.05, "weight_decay": 0.0,
                          "optimizer": "sgd", "seed": 0}}
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -45,6 +46,10 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 logger = logging.getLogger(__name__)
+# torch.distributed.nn.functional's autograd collectives are deprecated in favour of a private module (one warning
+# per call); they remain the public differentiable all_gather / all_reduce
+warnings.filterwarnings("ignore", r"torch\.distributed\.nn\.functional\.all_(gather|reduce) is deprecated",
+                        FutureWarning)
 
 #: Submodules that keep per-process BatchNorm (MoCo's shuffle-BN key encoder); everything else is synchronised.
 LOCAL_BATCHNORM = {"moco": ("key_backbone", "key_projection")}
@@ -118,13 +123,9 @@ def gather(x: Tensor) -> Tensor:
     that every rank's use of the result sends to this rank's part)."""
     if not is_distributed():
         return x
-    import warnings
-
     from torch.distributed.nn.functional import all_gather
 
-    with warnings.catch_warnings():  # deprecated in favour of a private module; still the public autograd gather
-        warnings.simplefilter("ignore", FutureWarning)
-        return torch.cat(all_gather(x))
+    return torch.cat(all_gather(x))
 
 
 class GlobalBatchNorm(_BatchNorm):
@@ -236,7 +237,7 @@ def batch_loss(learner: nn.Module, images: Tensor, labels: Tensor) -> Callable[[
     device_ids = [images.device.index] if images.device.type == "cuda" else None
     # buffers need no broadcast: BatchNorm statistics are global, MoCo's queue is filled with global keys and
     # its key encoder's buffers are copied from the query encoder after every step
-    ddp = DistributedDataParallel(_Objective(learner), device_ids=device_ids, broadcast_buffers=False)
+    ddp = DistributedDataParallel(_Objective(learner), device_ids=device_ids, forward_sync_buffers=False)
     torch.manual_seed(torch.initial_seed() + rank())  # each rank its own augmentation stream; rank 0 unchanged
     n_ranks = world_size()
 
