@@ -206,7 +206,15 @@ def table(rows: list[dict]) -> str:
         "linear probe fitted on retain (MUC's CMIA-style). AUC: train = retain vs test; forget = 100 random members "
         "vs test, with the bootstrap 95% CI. **caught** = the certificate's attack rule fires on the forget set "
         "(some attack's CI lower bound > 0.5 + auc_tolerance 0.05); for `retrain` rows (the forget set was not "
-        "trained on) it must not.",
+        "trained on) it must not. The probe attacks' train-vs-test AUC is high because the probe itself is fitted on "
+        "retain: it measures the probe's overfitting; their forget-vs-test AUC is the encoder's leakage through a "
+        "probe that never saw the forget set.",
+        "",
+        "## Per config: where the certificate's attack rule catches the original",
+        "",
+        *summary(rows),
+        "",
+        "## Every checkpoint",
         "",
         "| config | model | epoch | probe TA | " + " | ".join(f"{a} train / forget [CI]" for a in ENCODER_ATTACKS)
         + " | TPR@1% (strongest, forget) | caught | train s (+ref s) |",
@@ -228,6 +236,31 @@ def table(rows: list[dict]) -> str:
                      + f" | {tpr:.2f} ({best}) | {'**yes**' if r['caught'] else 'no'} | "
                      f"{r['seconds_to_epoch']:.0f} (+{r['reference_seconds_to_epoch']:.0f}) |")
     return "\n".join(lines) + "\n"
+
+
+def summary(rows: list[dict]) -> list[str]:
+    """One line per config: the first checkpoint whose original is caught, by which attack, and the retrain there."""
+    out = []
+    for name in sorted({r["config"] for r in rows}):
+        rs = sorted((r for r in rows if r["config"] == name), key=lambda r: r["epoch"])
+        orig = [r for r in rs if r["model"] == "original"]
+        caught = [r for r in orig if r["caught"]]
+        if not caught:
+            last = orig[-1] if orig else None
+            out.append(f"- `{name}`: original not caught at any measured epoch"
+                       + (f" (up to {last['epoch']})" if last else "") + ".")
+            continue
+        r = caught[0]
+        best = max(r["attacks"], key=lambda a: r["attacks"][a]["forget"]["auc_ci"][0])
+        m = r["attacks"][best]
+        retrain = [x for x in rs if x["model"] == "retrain" and x["epoch"] == r["epoch"]]
+        verdict = ("retrain at that epoch not caught (positive control passes)" if retrain and not retrain[0]["caught"]
+                   else "retrain at that epoch **caught**" if retrain else "retrain not measured")
+        out.append(f"- `{name}`: original caught from epoch {r['epoch']} ({r['seconds_to_epoch']:.0f} s of training, "
+                   f"+{r['reference_seconds_to_epoch']:.0f} s for the reference encoders) by `{best}`: forget-vs-test "
+                   f"AUC {m['forget']['auc']:.3f} (CI {m['forget']['auc_ci'][0]:.3f}-{m['forget']['auc_ci'][1]:.3f}), "
+                   f"train-vs-test {m['train']['auc']:.3f}; {verdict}.")
+    return out
 
 
 def main() -> None:

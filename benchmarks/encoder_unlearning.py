@@ -68,6 +68,7 @@ def run(scenario_name: str, seed: int, rows: list[str], records: Path | None) ->
         return score_outputs(out, sets.y, n_bootstrap=params.verify.bootstrap, seed=params.verify.seed)
 
     results = {"original": {"evidence": evidence(scenario.original), "seconds": scenario.pretrain_seconds}}
+    out: list[dict] = []
     for name in ["retrain", *[r for r in rows if r != "retrain"]]:
         method, overrides = ROWS[name]
         base = getattr(params.unlearn, method)
@@ -77,27 +78,30 @@ def run(scenario_name: str, seed: int, rows: list[str], records: Path | None) ->
         model, seconds = _unlearn(scenario, udata, params, method, mp)
         results[name] = {"evidence": evidence(model), "seconds": seconds}
         logging.info("%s seed %d %s: %.0fs", scenario_name, seed, name, seconds)
-    ref, orig = results["retrain"]["evidence"], results["original"]["evidence"]
-    controls = cert_lib.control_results(orig, ref, th)
-    attack = orig["strongest_attack"]
-    out = []
-    for name, r in results.items():
-        ev = r["evidence"]
-        verdict = ("caught" if controls["negative"]["verdict"] == "fail" else "not caught") if name == "original" \
-            else cert_lib.decide(ev, orig, ref, th)[0]
-        gap = float(np.mean([abs(ev[k] - ref[k]) for k in ("UA", "RA", "TA")]
-                            + [100 * abs(ev["attacks"][attack]["auc"] - ref["attacks"][attack]["auc"])]))
-        row = {"scenario": scenario_name, "seed": seed, "model": name, "UA": ev["UA"], "RA": ev["RA"], "TA": ev["TA"],
-               "attack": attack, "attack_auc": ev["attacks"][attack]["auc"],
-               "attack_ci": ev["attacks"][attack]["auc_ci"], "strongest_attack": ev["strongest_attack"],
-               "strongest_auc": ev["attack_auc"], "avg_gap": gap, "seconds": r["seconds"],
-               "shadow_seconds": shadow_seconds, "verdict": verdict,
-               "device": f"CPU ({torch.get_num_threads()} threads)"}
-        out.append(row)
-        if records is not None:
-            with open(records, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(row) + "\n")
+        # each row is written as soon as it is measured (original and retrain come first: every verdict needs them)
+        for done in (["original", "retrain"] if name == "retrain" else [name]):
+            out.append(_row(scenario_name, seed, done, results, shadow_seconds, th))
+            if records is not None:
+                with open(records, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(out[-1]) + "\n")
     return out
+
+
+def _row(scenario_name: str, seed: int, name: str, results: dict, shadow_seconds: float, th) -> dict:
+    ref, orig = results["retrain"]["evidence"], results["original"]["evidence"]
+    ev, attack = results[name]["evidence"], orig["strongest_attack"]
+    if name == "original":
+        verdict = "caught" if cert_lib.control_results(orig, ref, th)["negative"]["verdict"] == "fail" else "not caught"
+    else:
+        verdict = cert_lib.decide(ev, orig, ref, th)[0]
+    gap = float(np.mean([abs(ev[k] - ref[k]) for k in ("UA", "RA", "TA")]
+                        + [100 * abs(ev["attacks"][attack]["auc"] - ref["attacks"][attack]["auc"])]))
+    return {"scenario": scenario_name, "seed": seed, "model": name, "UA": ev["UA"], "RA": ev["RA"], "TA": ev["TA"],
+            "attack": attack, "attack_auc": ev["attacks"][attack]["auc"], "attack_ci": ev["attacks"][attack]["auc_ci"],
+            "strongest_attack": ev["strongest_attack"], "strongest_auc": ev["attack_auc"], "avg_gap": gap,
+            "seconds": results[name]["seconds"], "shadow_seconds": shadow_seconds, "verdict": verdict,
+            "aucs": {a: m["auc"] for a, m in ev["attacks"].items()},
+            "device": f"CPU ({torch.get_num_threads()} threads)"}
 
 
 def table(rows: list[dict]) -> str:
