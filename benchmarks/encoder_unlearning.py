@@ -46,6 +46,8 @@ ROWS = {
     "muc": ("muc", {}),
     "gp:paper": ("gp", {"preset": "paper"}),
     "gp": ("gp", {}),  # the default: match outputs -> the encoder term for encoders
+    "gp:lr0.05": ("gp", {"lr": 0.05}),  # the encoder term with 5x the step size
+    "gp:rank": ("gp", {"compare": "quantiles"}),  # rank-mapped targets instead of paired non-members
 }
 
 
