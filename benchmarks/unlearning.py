@@ -77,6 +77,16 @@ GP_VARIANTS = {"gp:paper": PAPER} | {k: {**PAPER, **v} for k, v in _PAPER_VARIAN
     # issue 14: the default's budget and schedule (the trade-off curve), and the other class-wise target
     "gp:own-target": {"classwise_target": "own"},
     "gp:nearest-target": {"classwise_target": "nearest"},
+    "gp:suppress": {"forgotten_logits": "suppress"},
+    "gp:track": {"forgotten_logits": "track"},
+    "gp:e10": {"epochs": 10},
+    "gp:e20": {"epochs": 20},
+    "gp:e40": {"epochs": 40},
+    "gp:e160": {"epochs": 160},
+    "gp:cos-e40": {"epochs": 40, "lr_schedule": "cosine"},
+    "gp:cos-e60": {"epochs": 60, "lr_schedule": "cosine"},
+    "gp:bs32-e80": {"epochs": 80, "batch_size": 32},
+    "gp:stop-e160": {"epochs": 160, "early_stop": 0.05, "check_every": 10},
 }
 # ``--baseline-variants``: baselines at other budgets than params.yaml's (tuned on digits), name -> (method, overrides)
 BASELINE_VARIANTS = {

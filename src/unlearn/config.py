@@ -144,6 +144,15 @@ class GradientPenaltyParams(MethodBudget):
                                  "non-member of the same class (nonmember), on the sample itself (own), or on a "
                                  "reference non-member of its nearest retained class (nearest)")
     temperature: float = Field(1.0, gt=0, description="temperature of the renormalised class-wise target")
+    forgotten_logits: Literal["track", "reset", "suppress"] = Field(
+        "reset", description="class-wise: reset = re-draw the head rows of the forgotten classes and leave their "
+                             "logits out of the descending term (only MEMtrain on retain shapes them, as in a "
+                             "retrain); track = reset, and each forget sample's forgotten-class mass follows the "
+                             "current model's on its paired same-class non-member; suppress = the descending term's "
+                             "zero target pushes them down on the forget samples only")
+    classwise_reference: bool = Field(
+        False, description="class-wise: the reference non-members of the forgotten classes also descend, towards "
+                           "the original's output on them renormalised over the retained classes")
     lr_schedule: Literal["constant", "cosine"] = Field(
         "constant", description="cosine: the lr decays per epoch to 0 over ``epochs``")
     early_stop: float | None = Field(

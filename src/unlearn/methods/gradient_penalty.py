@@ -24,6 +24,7 @@ sample's prediction to the original's class distribution on a random same-class 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 
 import numpy as np
@@ -147,7 +148,7 @@ CLASSWISE_TARGETS = ("nonmember", "own", "nearest")
 
 def nonmember_output_targets(original: Learner, data: UnlearningData, generator: torch.Generator,
                              batch_size: int = 512, classwise: str = "nonmember",
-                             temperature: float = 1.0) -> Tensor:
+                             temperature: float = 1.0, pairs: Tensor | None = None) -> Tensor:
     """Per forget sample, the class distribution a retrained model would give it (what ``match: outputs``
     descends towards), from the original classifier in eval mode:
 
@@ -161,6 +162,9 @@ def nonmember_output_targets(original: Learner, data: UnlearningData, generator:
       ``classwise="own"``: the forget sample itself;
       ``classwise="nearest"``: a random reference non-member of the sample's nearest retained class (the argmax of
       its own renormalised distribution).
+
+    ``pairs`` (n_f,) int64, if given, receives the reference index each forget sample was paired with (−1 where
+    none: classwise ``own``).
 
     Shape: forget (n_f, C, H, W), reference (n_r, C, H, W) -> (n_f, K) rows summing to 1.
     """
@@ -188,24 +192,29 @@ def nonmember_output_targets(original: Learner, data: UnlearningData, generator:
                              f"none of class {c}")
         return pool[torch.randint(len(pool), (n,), generator=generator)]
 
+    if pairs is not None:
+        pairs.fill_(-1)
     for c in forget_y.unique().tolist():
         idx = (forget_y == c).nonzero().flatten()
-        if c not in forgotten:
-            targets[idx] = probs[draw(c, len(idx), "every partly forgotten class")]
-        elif classwise == "nonmember":
-            pair = draw(c, len(idx), "every forgotten class (classwise_target nonmember)")
-            targets[idx] = retained_class_distribution(ref_logits[pair], forgotten, temperature)
-        else:
-            own = retained_class_distribution(torch.from_numpy(forget_logits[idx.numpy()]).float(), forgotten,
-                                              temperature)
-            if classwise == "own":
-                targets[idx] = own
-                continue
-            nearest = own.argmax(dim=1)
-            for k in nearest.unique().tolist():
-                rows = idx[nearest == k]
-                pair = draw(k, len(rows), "the nearest retained class of every forgotten sample")
-                targets[rows] = retained_class_distribution(ref_logits[pair], forgotten, temperature)
+        if c not in forgotten or classwise == "nonmember":
+            why = ("every partly forgotten class" if c not in forgotten
+                   else "every forgotten class (classwise_target nonmember)")
+            pair = draw(c, len(idx), why)
+            targets[idx] = (probs[pair] if c not in forgotten
+                            else retained_class_distribution(ref_logits[pair], forgotten, temperature))
+            if pairs is not None:
+                pairs[idx] = pair
+            continue
+        own = retained_class_distribution(torch.from_numpy(forget_logits[idx.numpy()]).float(), forgotten,
+                                          temperature)
+        if classwise == "own":
+            targets[idx] = own
+            continue
+        nearest = own.argmax(dim=1)
+        for k in nearest.unique().tolist():
+            rows = idx[nearest == k]
+            pair = draw(k, len(rows), "the nearest retained class of every forgotten sample")
+            targets[rows] = retained_class_distribution(ref_logits[pair], forgotten, temperature)
     return targets.to(device)
 
 
@@ -220,6 +229,29 @@ def forget_membership_auc(learner: Learner, data: UnlearningData, batch_size: in
     n = logit_margin(predict_logits(learner, data.reference_x[keep], batch_size),
                      data.reference_y[keep].cpu().numpy())
     return float(roc_auc_score(np.r_[np.ones(len(m)), np.zeros(len(n))], np.r_[m, n]))
+
+
+def soft_cross_entropy(logits: Tensor, target: Tensor, leave_out: Tensor | None = None) -> Tensor:
+    """mean_i −Σ_k q_ik log softmax(z_i)_k; where ``leave_out`` (B, K) is True the logit is left out of that row's
+    softmax (its target mass must be 0), so the term does not move it. Shape: (B, K), (B, K) -> scalar."""
+    if leave_out is None:
+        return F.cross_entropy(logits, target)
+    logp = torch.log_softmax(logits.masked_fill(leave_out, float("-inf")), dim=1).masked_fill(leave_out, 0.0)
+    return -(target * logp).sum(dim=1).mean()
+
+
+def reset_head_rows(learner: Learner, classes: list[int]) -> None:
+    """Re-draw the classifier head's rows of ``classes`` as at initialisation (nn.Linear's uniform ±1/√fan_in):
+    a retrained model's output unit of a class it never saw was only ever trained on other classes' images."""
+    head = getattr(learner, "head", None)
+    if not isinstance(head, torch.nn.Linear):
+        raise ValueError(f"gp: forgotten_logits 'reset' needs a linear classifier head; {learner.name} has none "
+                         "(use forgotten_logits 'suppress')")
+    bound = 1.0 / head.in_features ** 0.5
+    with torch.no_grad():
+        head.weight[classes] = torch.empty_like(head.weight[classes]).uniform_(-bound, bound)
+        if head.bias is not None:
+            head.bias[classes] = torch.empty_like(head.bias[classes]).uniform_(-bound, bound)
 
 
 class _Converged(Exception):
@@ -241,13 +273,64 @@ def gradient_penalty(original: Learner, data: UnlearningData, params: GradientPe
     reference_batches = cycle_batches(len(data.reference_x), params.reference_batch_size, generator)
     statistic = "loss" if params.match == "outputs" else params.match  # what the λ/μ terms compare
     encoder_term = params.match == "outputs" and original.family == "encoder"  # methods/encoder_targets.py
+    pairs = torch.full((len(data.forget_y),), -1, dtype=torch.long)  # each forget sample's reference non-member
     if encoder_term:  # τ: the original's view alignment of a paired non-member (compare: quantiles -> by rank)
         outputs, enc_scale = encoder_alignment_targets(original, data, generator,
                                                        mode="rank" if params.compare == "quantiles" else "pair")
     else:
         outputs = (nonmember_output_targets(original, data, generator, classwise=params.classwise_target,
-                                            temperature=params.temperature) if params.match == "outputs" else None)
+                                            temperature=params.temperature, pairs=pairs)
+                   if params.match == "outputs" else None)
     needs_signal = params.match != "outputs" or params.lambda_gp > 0
+    checked = data  # the early-stopping signal compares the real forget set with untouched non-members
+    classifier_term = outputs is not None and not encoder_term
+    if classifier_term and params.classwise_reference and forgotten_classes(data):
+        # class-wise: the reference non-members of the forgotten classes descend too, towards the original's own
+        # output on them renormalised over the retained classes, so that the class is suppressed on unseen images
+        # of it as on the forget set (a retrained model treats both alike)
+        extra = torch.isin(data.reference_y, torch.tensor(forgotten_classes(data), device=data.reference_y.device))
+        own = retained_class_distribution(torch.from_numpy(predict_logits(original, data.reference_x[extra])).float(),
+                                          forgotten_classes(data), params.temperature).to(outputs.device)
+        data = dataclasses.replace(data, forget_x=torch.cat([data.forget_x, data.reference_x[extra]]),
+                                   forget_y=torch.cat([data.forget_y, data.reference_y[extra]]))
+        outputs = torch.cat([outputs, own])
+        pairs = torch.cat([pairs, torch.full((int(extra.sum()),), -1, dtype=torch.long)])
+    forgotten = forgotten_classes(data) if classifier_term else []
+    masked = None  # (n_f, K) True where a forget sample's forgotten-class logit is left out of the descending term
+    tracked = None  # (n_f,) True where a forget sample's forgotten-class mass tracks its paired non-member's
+    if forgotten and params.forgotten_logits in ("reset", "track"):
+        reset_head_rows(learner, forgotten)
+        rows = torch.isin(data.forget_y, torch.tensor(forgotten, device=data.forget_y.device)).to(outputs.device)
+        if params.forgotten_logits == "track":
+            if params.classwise_target != "nonmember":
+                raise ValueError("gp: forgotten_logits 'track' needs classwise_target 'nonmember' (a same-class "
+                                 "reference non-member per forget sample)")
+            tracked = rows & (pairs.to(rows.device) >= 0)
+        else:
+            cols = torch.zeros(outputs.shape[1], dtype=torch.bool, device=outputs.device)
+            cols[forgotten] = True
+            masked = rows[:, None] & cols[None, :]
+    pairs = pairs.to(data.reference_x.device)
+
+    def target_of(f: Tensor) -> Tensor:
+        """The descending target of forget batch f. A tracked row keeps its retained-class shape and takes its
+        forgotten-class mass from the current model's output on the paired same-class non-member (eval mode, no
+        gradient): the level that the re-drawn head, shaped only by MEMtrain on retain, gives unseen images of
+        the class at this step."""
+        target = outputs[f]
+        if tracked is None or not bool(tracked[f].any()):
+            return target
+        sel = tracked[f]
+        was_training = learner.training
+        learner.eval()
+        with torch.no_grad():
+            current = torch.softmax(learner.logits(data.reference_x[pairs[f][sel]]), dim=1)
+        learner.train(was_training)
+        moved = target[sel] * (1 - current[:, forgotten].sum(dim=1, keepdim=True))
+        moved[:, forgotten] = current[:, forgotten]
+        target = target.clone()
+        target[sel] = moved
+        return target
     anchor = None
     if params.anchor > 0:  # the original's outputs on reference non-members, kept while the forget set moves
         if original.family != "supervised":
@@ -278,7 +361,8 @@ def gradient_penalty(original: Learner, data: UnlearningData, params: GradientPe
         if outputs is not None and encoder_term:  # encoders: view alignment towards the non-member targets
             matching = encoder_alignment_term(learner, data.forget_x[f], outputs[f], enc_scale)
         elif outputs is not None:  # descend towards what the model outputs for a same-class non-member
-            matching = F.cross_entropy(learner.logits(data.forget_x[f]), outputs[f])
+            matching = soft_cross_entropy(learner.logits(data.forget_x[f]), target_of(f),
+                                          None if masked is None else masked[f])
         if anchor is not None:
             n = next(reference_batches)
             loss = loss + params.anchor * F.cross_entropy(learner.logits(data.reference_x[n]), anchor[n])
@@ -295,7 +379,7 @@ def gradient_penalty(original: Learner, data: UnlearningData, params: GradientPe
         if schedule is not None:
             schedule.step()
         if params.early_stop is not None and epoch % params.check_every == 0 and epoch < params.epochs:
-            auc = forget_membership_auc(learner, data)
+            auc = forget_membership_auc(learner, checked)
             logger.info("gp epoch %d: forget-vs-reference membership AUC %.3f", epoch, auc)
             if auc <= 0.5 + params.early_stop:
                 raise _Converged(epoch)
