@@ -55,10 +55,13 @@ def main() -> None:
                    help="gp rows drawn as one budget curve (default: every row named gp or gp:e<N>)")
     p.add_argument("--extra", nargs="+", default=["gp:paper"], help="other rows drawn as single points")
     p.add_argument("--baselines", nargs="+", default=BASELINES)
+    p.add_argument("--labels", nargs="+", default=[], metavar="ROW=LABEL",
+                   help="display names, e.g. gp=gp:paper for records made when the paper preset was the default")
     p.add_argument("--out-png", default=str(ROOT / "docs/gp_tradeoff.png"))
     p.add_argument("--out-md", default=str(ROOT / "benchmarks/results/tradeoff.md"))
     ns = p.parse_args()
     results, seeds, devices = load_records(ns.records, ns.dataset)
+    labels = dict(pair.split("=", 1) for pair in ns.labels)
     kinds = [k for k in ns.kinds if (ns.family, k, "retrain") in results]
     fig, axes = plt.subplots(1, len(kinds), figsize=(5.2 * len(kinds), 4.4), squeeze=False)
     lines = [f"# Trade-off: Avg. Gap against cost ({ns.dataset}, {ns.family})", "",
@@ -86,7 +89,7 @@ def main() -> None:
             full = r["passes"] == r["n"]
             ax.errorbar(r["ratio"], r["gap"], yerr=r["gap_std"], fmt="o", color=color, capsize=2,
                         mfc=color if full else "white", ms=7)
-            ax.annotate(f"{m} ({r['passes']}/{r['n']})", (r["ratio"], r["gap"]), fontsize=7,
+            ax.annotate(f"{labels.get(m, m)} ({r['passes']}/{r['n']})", (r["ratio"], r["gap"]), fontsize=7,
                         xytext=(4, 4), textcoords="offset points")
         ax.axvline(0.25, color="0.5", ls=":", lw=1)
         ax.set_title(f"{ns.dataset} {ns.family}, forget {kind}")
@@ -99,7 +102,7 @@ def main() -> None:
         for m, r in [*rows.items(), *([("retrain:reseed", floor)] if floor else [])]:
             verdicts = ", ".join(f"{v}×{r['verdicts'].count(v)}" for v in sorted(set(r["verdicts"])))
             drop = "–" if r["ta_drop"] is None else f"{r['ta_drop']:.2f}"
-            lines.append(f"| {m} | {r['gap']:.2f} ± {r['gap_std']:.2f} | {r['ratio']:.2f} | {r['seconds']:.1f} | "
+            lines.append(f"| {labels.get(m, m)} | {r['gap']:.2f} ± {r['gap_std']:.2f} | {r['ratio']:.2f} | {r['seconds']:.1f} | "
                          f"{drop} | {verdicts} |")
         lines.append("")
     fig.tight_layout()
