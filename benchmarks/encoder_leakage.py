@@ -196,7 +196,8 @@ def table(rows: list[dict]) -> str:
         "wall time under that load). Backbone `resnet_compact` (4 BN blocks; width = channels of the first block), "
         "Adam 1e-3, batch 128, constant lr; augment weak = crop 0.8-1 + flip, strong = SimCLR's crop 0.2-1, flip, "
         "colour jitter, grayscale. Splits: train = members, reference = as many images (the reference encoders' "
-        f"halves), test = {N_TEST}. Checkpoints of one run per config.",
+        f"halves), test = {N_TEST}. Checkpoints of one run per config; configs not listed were not measured. Config "
+        "names: family-members-augment-width-epochs.",
         "",
         "Attacks (all from the verify stage): `encodermi` = EncoderMI-T (mean pairwise cosine of 8 views); "
         "`encodermi_classifier` = logistic regression on the sorted 28-similarity vector, `encodermi_v` = "
