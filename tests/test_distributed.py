@@ -108,6 +108,41 @@ def test_moco_enqueues_the_global_batch_and_keeps_shuffle_bn_local(runs):
     assert r0["moco"]["bn"] == ["BatchNorm1d", "BatchNorm2d", "GlobalBatchNorm"]
 
 
+@pytest.mark.slow
+def test_torchrun_pretrain_stage_writes_once_and_matches_the_single_process_stage(tmp_path):
+    """`torchrun -m unlearn.distributed` (the pretrain stage on 2 gloo processes) on the tiny pipeline's data:
+    one checkpoint, one metrics file and one MLflow run, and the model of the one-process stage."""
+    import json
+
+    from pipeline_project import make_project, merge
+    from pipeline_project import run as _run
+    from test_pipeline import TINY
+
+    from unlearn.models.checkpoint import read_checkpoint
+
+    proj = tmp_path / "project"
+    env = make_project(proj, merge(TINY, {"pretrain": {"epochs": 6}}))
+    _run(["dvc", "repro", "prepare"], proj, env)
+    common = ["--params", "params.yaml", "--data", "data/prepared"]
+    _run([sys.executable, "-m", "unlearn.stages.pretrain", *common, "--out", "one/original.pt",
+          "--metrics", "one/pretrain.json", "--resume", "one/resume.pt"], proj, env)
+    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+          "-m", "unlearn.distributed", *common, "--out", "two/original.pt", "--metrics", "two/pretrain.json",
+          "--resume", "two/resume.pt"], proj, dict(env, OMP_NUM_THREADS="1"))
+    assert sorted(p.name for p in (proj / "two").iterdir()) == ["original.pt", "pretrain.json"]
+    one, two = (json.loads((proj / d / "pretrain.json").read_text()) for d in ("one", "two"))
+    assert two["final_loss"] == pytest.approx(one["final_loss"], rel=1e-4)
+    assert abs(two["probe_test_accuracy"] - one["probe_test_accuracy"]) <= 1.0
+    a, b = (read_checkpoint(proj / d / "original.pt")["state_dict"] for d in ("one", "two"))
+    assert max_diff(a, b) <= 2e-3
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{proj / 'mlflow.db'}")
+    runs = mlflow.search_runs(search_all_experiments=True, filter_string="tags.`unlearn.stage` = 'pretrain'")
+    assert len(runs) == 2, "the 2-process stage logged more (or less) than one MLflow run"
+
+
 if __name__ == "__main__":  # the torchrun worker
     import torch.distributed as dist
 
