@@ -31,6 +31,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/fault_matrix.md"))
     parser.add_argument("--records", default=str(ROOT / "benchmarks/results/records/fault_matrix.jsonl"))
     parser.add_argument("--work", default=None, help="working folder (default: a temp folder)")
+    parser.add_argument("--base", default=None, help="reuse a baseline project built by an earlier run")
     ns = parser.parse_args()
     names = [n for n in ns.cases.split(",") if n]
     unknown = [n for n in names if n not in harness.CASES]
@@ -39,8 +40,11 @@ def main() -> int:
         return 2
     work = Path(ns.work or tempfile.mkdtemp(prefix="unlearn-faults-"))
     start = time.perf_counter()
-    print(f"building the baseline project in {work / 'base'} ...", flush=True)
-    base = harness.build_baseline(work / "base")
+    if ns.base:
+        base = harness.open_baseline(Path(ns.base).resolve())
+    else:
+        print(f"building the baseline project in {work / 'base'} ...", flush=True)
+        base = harness.build_baseline(work / "base")
     print(f"baseline ready ({time.perf_counter() - start:.0f}s)", flush=True)
     rows = []
     Path(ns.records).parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 
 from unlearn.config import Params, load_params
+from unlearn.console import quiet_expected_errors
 from unlearn.data.manifest import load_prepared
 from unlearn.io import atomic_write, read_json, sha256_file, write_json
 from unlearn.reference import cadence, reference_record
@@ -255,6 +256,7 @@ def certified_outcome(project_dir: str, forget_sha256: str) -> dict:
 @flow(name="unlearn-deletion-requests", log_prints=True)
 def deletion_requests(project_dir: str = ".") -> dict:
     """Ingest the inbox, unlearn every accepted request so far, certify, register, and update the ledger."""
+    quiet_expected_errors()
     start = time.perf_counter()
     project = Path(project_dir).resolve()
     params = load_params(project / "params.yaml")

@@ -11,7 +11,6 @@ The flow holds the project lock (:mod:`unlearn.lock`) for its whole run.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import subprocess
@@ -21,6 +20,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 
 from unlearn.config import load_params
+from unlearn.console import quiet_expected_errors
 from unlearn.io import read_json
 from unlearn.lock import project_lock
 from unlearn.tracking import PARENT_ENV, end_pipeline_run, start_pipeline_run
@@ -60,19 +60,6 @@ def retryable(exc: BaseException) -> bool:
     return True
 
 
-class _NoTracebackForStageFailures(logging.Filter):
-    """Prefect logs a flow's exception with its traceback; a failed stage's own output already says what went
-    wrong (the stage's ``error:`` line and DVC's), so its traceback through Prefect's engine is dropped."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], StageFailed):
-            record.exc_info, record.exc_text = None, None
-        return True
-
-
-logging.getLogger("prefect.flow_runs").addFilter(_NoTracebackForStageFailures())
-
-
 def _retry_unless_bad_input(task, task_run, state) -> bool:
     try:
         state.result()
@@ -107,6 +94,7 @@ def run_stage(stage: str, project_dir: str, parent_run_id: str) -> str:
 @flow(name="unlearn-pipeline", log_prints=True)
 def pipeline(project_dir: str = ".", summary_path: str = "reports/summary.json") -> list[dict]:
     """Run prepare -> pretrain -> base -> forget -> unlearn -> verify; return the summary rows of the method table."""
+    quiet_expected_errors()  # a failed stage's own error line says it all: no engine traceback above it
     project = Path(project_dir).resolve()
     params = load_params(project / "params.yaml")
     cwd = os.getcwd()

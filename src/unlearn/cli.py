@@ -52,14 +52,18 @@ def cmd_run(ns: argparse.Namespace) -> int:
     """Validate params.yaml, take the project lock (a second run exits at once), then run the Prefect pipeline
     flow (each stage through DVC). A failed stage ends with one ``error:`` line naming it and its error."""
     from unlearn.config import load_params
+    from unlearn.console import quiet_expected_errors
     from unlearn.lock import project_lock
     from unlearn.report import render_table
+    from unlearn.tracking import check_store
 
     project = Path(ns.project).resolve()
     load_params(project / "params.yaml")  # fail fast, before anything runs
     for key, value in (("PREFECT_SERVER_ANALYTICS_ENABLED", "false"),
                        ("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "60"), ("DVC_NO_ANALYTICS", "1")):
         os.environ.setdefault(key, value)
+    check_store()  # an unreachable tracking server fails here, in seconds, before Prefect starts
+    quiet_expected_errors()
     with project_lock(project):
         flow = _load_flow(project)
         try:

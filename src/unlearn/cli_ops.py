@@ -127,6 +127,11 @@ def cmd_ingest(ns: argparse.Namespace) -> int:
                   "rejected": [{"key": x.key, "source": x.source, "reason": x.reason} for x in res.rejected],
                   "n_forget": res.record["n"], "forget_sha256": res.record["sha256"]}
     else:
+        from unlearn.console import quiet_expected_errors
+        from unlearn.tracking import check_store
+
+        check_store()  # an unreachable tracking server fails here, before Prefect starts
+        quiet_expected_errors()
         flow = _flow(project)
         state = flow(project_dir=str(project), return_state=True)
         if not state.is_completed():

@@ -82,6 +82,16 @@ def _mlflow(*, read_only: bool = False):
     return mlflow
 
 
+def check_store() -> None:
+    """Fail now, with one :class:`TrackingError` line, when the tracking store is a server that does not answer
+    (bounded retries). A sqlite store is local: a missing file is created by the first run, so nothing is checked."""
+    if sqlite_path(tracking_uri()) is not None:
+        return
+    mlflow = _mlflow()
+    with store_errors("checking the store"):
+        mlflow.MlflowClient().search_experiments(max_results=1)
+
+
 def _first_line(exc: BaseException, limit: int = 400) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -111,13 +111,24 @@ def unlearn_bin(name: str = "unlearn") -> str:
     return str(Path(sys.executable).parent / name)
 
 
+def _env(root: Path, env: dict[str, str]) -> dict[str, str]:
+    return {**env, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING",
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+            "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+            "PYTHONPATH": os.pathsep.join(p for p in (str(INJECT), os.environ.get("PYTHONPATH", "")) if p)}
+
+
+def open_baseline(root: Path) -> Project:
+    """A baseline built earlier by :func:`build_baseline` (``benchmarks/fault_matrix.py --base``)."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@t")
+    return Project(root, _env(root, env))
+
+
 def build_baseline(root: Path) -> Project:
     """A project after one deletion run: request ``r-1`` (class 3) ``done``, ``production`` certified."""
-    env = make_project(root, PARAMS)
-    env.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_LOGGING_LEVEL="WARNING",
-               MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5",
-               PYTHONPATH=os.pathsep.join(p for p in (str(INJECT), os.environ.get("PYTHONPATH", "")) if p))
-    project = Project(root, env)
+    project = Project(root, _env(root, make_project(root, PARAMS)))
     project.ok(["dvc", "repro", "--single-item", "prepare"])
     project.request("r-1", "3", n=20)
     project.ok([unlearn_bin(), "ingest", "--project", str(root)], timeout=1200)
@@ -408,7 +419,7 @@ def case_enospc(base: Project, work: Path, what: str) -> Row:
     """A full disk while a stage writes ``what``; the re-run without the fault must then succeed."""
     globs = {"stage output": ("reports/certificates/*", "verify.seed"),
              "checkpoint": ("models/unlearned/*", "unlearn.finetune.epochs"),
-             "artifact upload": ("mlartifacts/*", "verify.seed")}
+             "artifact upload": ("mlruns/*", "verify.seed")}  # the sqlite store's artifact root
     glob, param = globs[what]
     project = clone(base, work / f"enospc-{what.replace(' ', '-')}")
     project.set_param(param, 2 if param == "unlearn.finetune.epochs" else 3)
@@ -434,21 +445,27 @@ def case_enospc_ledger(base: Project, work: Path) -> Row | None:
                              capture_output=True).returncode == 0
     if not mounted:
         return None
+    kept = work / "ledger-after"
     try:
         for item in saved.iterdir():
             shutil.copy2(item, ledger_dir / item.name)
+        project.request("r-2", "5")
+        before = snapshot(project)
         with open(ledger_dir / ".filler", "wb") as fh:
             try:
                 while True:
                     fh.write(b"\0" * 65536)
             except OSError:
                 pass
-        project.request("r-2", "5")
-        before = snapshot(project)
         rc, out = project.run([unlearn_bin(), "ingest", "--project", str(project.root)], timeout=900)
+        (ledger_dir / ".filler").unlink()  # room for sqlite's shared-memory file, so the ledger can be read
         after = snapshot(project)
+        shutil.copytree(ledger_dir, kept)
     finally:
         subprocess.run(["umount", "-l", str(ledger_dir)], capture_output=True)
+    if kept.is_dir():  # the project keeps what the faulty run left in its ledger
+        for item in kept.iterdir():
+            shutil.copy2(item, ledger_dir / item.name)
     return Row("disk full during a ledger write", clear_error=clear_error(rc, out, r"ledger"),
                unchanged=data_lost(before, after) == 0, data_lost=data_lost(before, after),
                wrongly_done=wrongly_done(after), orphans=orphans(after), stale_runs=stale_runs(after),
@@ -493,19 +510,27 @@ def case_nan(base: Project, work: Path) -> Row:
 
 
 def case_corrupt(base: Project, work: Path, what: str) -> Row:
-    """A corrupted checkpoint / manifest / certificate: the command that reads it names the file and fails."""
+    """A corrupted checkpoint / manifest / certificate: the command that reads it names the file and fails; for
+    a DVC output, ``dvc repro`` then rebuilds it byte for byte (reproducible outputs), so nothing is lost."""
     project = clone(base, work / f"corrupt-{what}")
-    if what == "checkpoint":
-        target, cmd = project.root / "models/original.pt", ["dvc", "repro"]
+    pristine = snapshot(project)
+    rebuild = True
+    if what == "checkpoint":  # the auditor's check names the model whose bytes no longer match
+        target = project.root / "models/unlearned/finetune.pt"
         target.write_bytes(target.read_bytes()[: len(target.read_bytes()) // 2])
-        pattern = r"original\.pt"
-    elif what == "manifest":
-        target, cmd = project.root / "data/prepared/manifest.csv", ["dvc", "repro"]
+        cmd = [unlearn_bin(), "certificate", "verify", str(project.root / "reports/certificates/finetune.json")]
+        pattern = r"mismatch"
+    elif what == "manifest":  # a stage that reads the prepared data checks its fingerprint
+        target = project.root / "data/prepared/manifest.csv"
         lines = target.read_text().splitlines()
         lines[5] = lines[5].replace(",train,", ",test,") if ",train," in lines[5] else lines[5] + "x"
         target.write_text("\n".join(lines) + "\n")
+        cmd = [sys.executable, "-m", "unlearn.stages.forget", "--data", "data/prepared", "--requests",
+               "data/requests", "--out", str(work / "forget-out.json"), "--reference-pin",
+               "data/requests/reference.json", "--reference-out", str(work / "reference-out.json")]
         pattern = r"manifest"
-    else:
+    else:  # a hand-flipped verdict: caught by the hash tag and by re-deriving the verdict from the evidence
+        rebuild = False
         target = sorted((project.root / "reports/certificates").glob("*.json"))[0]
         cert = json.loads(target.read_text())
         cert["verdict"] = "fail" if cert.get("verdict") == "pass" else "pass"
@@ -515,10 +540,19 @@ def case_corrupt(base: Project, work: Path, what: str) -> Row:
     before = snapshot(project)
     rc, out = project.run(cmd, timeout=900)
     after = snapshot(project)
+    recovered, note = None, _tail(out)
+    if rebuild:
+        rc2, out2 = project.run(["dvc", "repro"], timeout=900)
+        after = snapshot(project)
+        recovered = rc2 == 0 and after.files == pristine.files
+        note += "; dvc repro rebuilt it byte for byte" if recovered else f"; dvc repro exit {rc2}: {_tail(out2)}"
+        changed = not (after.files == pristine.files and after.versions == pristine.versions)
+    else:
+        changed = not unchanged(before, after)
     return Row(f"corrupted {what} ({target.relative_to(project.root)})", clear_error=clear_error(rc, out, pattern),
-               unchanged=unchanged(before, after), data_lost=data_lost(before, after),
+               unchanged=not changed, data_lost=data_lost(pristine, after),
                wrongly_done=wrongly_done(after), orphans=orphans(after), stale_runs=stale_runs(after),
-               note=_tail(out))
+               recovered=recovered, note=note)
 
 
 def _tail(output: str, n: int = 2) -> str:
