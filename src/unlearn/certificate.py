@@ -223,12 +223,14 @@ def rederive_verdict(cert: dict) -> tuple[str, list[str]]:
 def build_certificate(*, method: str, method_params: dict, model: dict, parent: dict, retrain_ref: dict,
                       dataset_fingerprint: str, forget: dict, thresholds: Thresholds, metrics: dict[str, dict],
                       seconds: float, git_commit: str | None, reference: dict | None = None,
-                      parts: Parts | None = None) -> dict[str, Any]:
+                      parts: Parts | None = None, environment: dict | None = None) -> dict[str, Any]:
     """Assemble and validate one certificate. ``metrics`` has keys ``unlearned``, ``original``, ``retrain``.
 
     ``model``/``parent``/``retrain_ref``: ``{"path", "sha256"}``; ``forget``: ``{"sha256", "n", "kind",
     "request_ids"}`` (ids of samples never appear here). ``reference``: which reference was used
     (:func:`fresh_reference` when None); ``parts``: a stale reference's split of the evidence (None: fresh).
+    ``environment``: :func:`unlearn.determinism.certificate_environment` (where the model was computed and
+    verified); omitted when None.
     """
     th = thresholds
     reference = reference or fresh_reference(retrain_ref, forget)
@@ -255,6 +257,7 @@ def build_certificate(*, method: str, method_params: dict, model: dict, parent: 
         "metrics": metrics,
         "parts": _parts_block(parts, th),
         "git_commit": git_commit,
+        **({"environment": environment} if environment is not None else {}),
     }
     validate_certificate(cert)
     return cert

@@ -11,10 +11,9 @@ import torch
 from torch import Tensor
 
 from unlearn import distributed
-from unlearn.io import atomic_write
 from unlearn.learners import build_learner
 from unlearn.learners.base import Learner
-from unlearn.models.checkpoint import load_state
+from unlearn.models.checkpoint import load_state, save_torch
 from unlearn.training import EpochCallback, fit, make_optimizer, prepare_schedule, seed_everything, trainable
 
 logger = logging.getLogger(__name__)
@@ -111,7 +110,7 @@ def save_training_state(path: str | Path, config: dict[str, Any], learner: Learn
     """Everything needed to continue training exactly: weights, optimizer, RNG states, loss history."""
     state = {"config": config, "model": learner.state_dict(), "optimizer": optimizer.state_dict(),
              "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "history": list(history)}
-    atomic_write(path, lambda p: torch.save(state, p))
+    save_torch(path, state)
 
 
 def load_training_state(path: str | Path, config: dict[str, Any], learner: Learner, optimizer: torch.optim.Optimizer,

@@ -109,8 +109,6 @@ def test_save_torch_bytes_load_with_weights_only(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-@pytest.mark.xfail(strict=True, reason="src/unlearn/pretraining.py save_training_state still calls torch.save on the "
-                   "temp path: replace it with models.checkpoint.save_torch (issue 12 part C; then drop this mark)")
 def test_every_torch_save_in_the_package_goes_through_save_torch():
     """One serialiser: a direct ``torch.save(obj, path)`` would embed the (temp) file name again."""
     src = Path(__file__).resolve().parents[2] / "src" / "unlearn"

@@ -25,11 +25,14 @@ import numpy as np
 import torch
 
 from unlearn import certificate as cert_lib
+from unlearn import determinism
 from unlearn.config import Params
 from unlearn.data.manifest import load_prepared
 from unlearn.forget import load_forget_record
 from unlearn.io import read_json, sha256_file, write_json, write_text
 from unlearn.learners import load_learner
+from unlearn.models.checkpoint import check_architecture
+from unlearn.pretraining import learner_config
 from unlearn.report import render_table, summary_row
 from unlearn.stages import common
 from unlearn.stages import verify_reference as vref
@@ -78,17 +81,23 @@ def measure(paths: dict[str, Path], sets, params: Params, device, shadow=None,
 
 
 def main(ns: argparse.Namespace, params: Params) -> None:
+    determinism.configure(params.verify.seed)  # thread count, deterministic algorithms, seeds: before any compute
     th, device = params.verify.thresholds, resolve_device(params.device)
+    env = determinism.environment(device)
     data = load_prepared(ns.data)
     record = load_forget_record(ns.forget, data.fingerprint)
     sets = build_evaluation_sets(data, record["sample_ids"], device)
     methods = params.unlearn.methods
     paths = {"original": Path(ns.original), **{m: Path(ns.models) / f"{m}.pt" for m in methods}}
     shas = {name: sha256_file(p) for name, p in paths.items()}
-    seconds = {"original": read_json(ns.pretrain_metrics)["seconds"],
-               **{m: read_json(Path(ns.unlearn_metrics) / f"{m}.json")["seconds"] for m in methods}}
+    reports = {"original": read_json(ns.pretrain_metrics),
+               **{m: read_json(Path(ns.unlearn_metrics) / f"{m}.json") for m in methods}}
+    seconds = {name: report["seconds"] for name, report in reports.items()}
     # shadows depend only on the original's recipe and the reference split: trained once, reused for every model
     learners = load_finite(paths, device)  # a NaN model is named before anything is trained or measured
+    expected = learner_config(params.pretrain, data.images.shape[-1], len(data.classes))
+    for name, learner in learners.items():  # a model of another architecture than params.pretrain: one error
+        check_architecture(paths[name], learner.config(), expected)
     shadow = train_shadow_reference(learners["original"].config(), data, sets,
                                     n_shadow=params.verify.shadow_models, seed=params.verify.seed)
     evidence, outputs, learners = measure(paths, sets, params, device, shadow, learners)
@@ -113,7 +122,9 @@ def main(ns: argparse.Namespace, params: Params) -> None:
             dataset_fingerprint=data.fingerprint,
             forget=forget_info, thresholds=th, seconds=seconds[m], git_commit=git_commit(),
             metrics={"unlearned": evidence[m], "original": evidence["original"], "retrain": evidence["retrain"]},
-            reference=reference, parts=vref.parts_for(m, by_part))
+            reference=reference, parts=vref.parts_for(m, by_part),
+            environment=determinism.certificate_environment(
+                env, {"pretrain": reports["original"].get("environment"), "unlearn": reports[m].get("environment")}))
         write_json(Path(ns.certificates) / f"{m}.json", certs[m])
     verdicts = {"original": controls["negative"]["verdict"], **{m: certs[m]["verdict"] for m in methods}}
     rows = [summary_row(n, "original" if n == "original" else n, evidence[n], seconds[n],
