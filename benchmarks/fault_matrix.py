@@ -63,7 +63,7 @@ def main() -> int:
             "with one deletion request already `done` (tests/faults/harness.py says how each is injected and "
             "judged). A full disk is an injected `OSError(ENOSPC)` on writes to the named paths (a "
             "`sitecustomize` on the stage processes' `PYTHONPATH`), except for the ledger, which gets a real full "
-            "2 MiB tmpfs. Must be 0: data lost, requests wrongly done, orphan versions, RUNNING runs left.\n\n"
+            "32 MiB tmpfs. Must be 0: data lost, requests wrongly done, orphan versions, RUNNING runs left.\n\n"
             + harness.table(rows) + f"\n{sum(r.ok for r in rows)} of {len(rows)} rows keep every guarantee; "
             f"total {time.perf_counter() - start:.0f}s.\n")
     Path(ns.out).write_text(text)

@@ -436,12 +436,12 @@ def case_enospc(base: Project, work: Path, what: str) -> Row:
 
 
 def case_enospc_ledger(base: Project, work: Path) -> Row | None:
-    """A full disk under the ledger (a real 2 MiB tmpfs filled up); None when mounting is not permitted."""
+    """A full disk under the ledger (a real 32 MiB tmpfs filled up); None when mounting is not permitted."""
     project = clone(base, work / "enospc-ledger")
     ledger_dir = project.root / "data/ledger"
     saved = work / "ledger-saved"
     shutil.copytree(ledger_dir, saved)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(ledger_dir)],
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(ledger_dir)],
                              capture_output=True).returncode == 0
     if not mounted:
         return None
@@ -451,12 +451,12 @@ def case_enospc_ledger(base: Project, work: Path) -> Row | None:
             shutil.copy2(item, ledger_dir / item.name)
         project.request("r-2", "5")
         before = snapshot(project)
-        with open(ledger_dir / ".filler", "wb") as fh:
-            try:
+        try:
+            with open(ledger_dir / ".filler", "wb") as fh:
                 while True:
                     fh.write(b"\0" * 65536)
-            except OSError:
-                pass
+        except OSError:  # full: what the case is about
+            pass
         rc, out = project.run([unlearn_bin(), "ingest", "--project", str(project.root)], timeout=900)
         (ledger_dir / ".filler").unlink()  # room for sqlite's shared-memory file, so the ledger can be read
         after = snapshot(project)
@@ -528,7 +528,7 @@ def case_corrupt(base: Project, work: Path, what: str) -> Row:
         cmd = [sys.executable, "-m", "unlearn.stages.forget", "--data", "data/prepared", "--requests",
                "data/requests", "--out", str(work / "forget-out.json"), "--reference-pin",
                "data/requests/reference.json", "--reference-out", str(work / "reference-out.json")]
-        pattern = r"manifest"
+        pattern = r"(manifest|data/prepared)"
     else:  # a hand-flipped verdict: caught by the hash tag and by re-deriving the verdict from the evidence
         rebuild = False
         target = sorted((project.root / "reports/certificates").glob("*.json"))[0]

@@ -180,3 +180,35 @@ def test_an_overlong_detail_is_cut_before_it_reaches_the_ledger(ledger):
     ledger.append("r1", "rejected", detail="x" * 100_000)
     [event] = ledger.events("r1")
     assert len(event.detail) <= 4000 and event.detail.endswith("(cut)")
+
+
+def test_a_full_disk_is_one_error_naming_the_ledger(tmp_path, monkeypatch):
+    """SQLite's 'database or disk is full' becomes an OSError naming the ledger file; nothing is recorded."""
+    import sqlite3
+
+    import pytest
+
+    from unlearn.requests.ledger import Ledger, LedgerUnavailable
+
+    led = Ledger(tmp_path / "ledger.sqlite")
+    led.append("r1", "received", detail="2 ids")
+    real_connect = sqlite3.connect
+
+    class FullConnection:
+        def __init__(self, con):
+            self._con = con
+
+        def execute(self, sql, *args):
+            if sql.startswith("COMMIT"):
+                raise sqlite3.OperationalError("database or disk is full")
+            return self._con.execute(sql, *args)
+
+        def __getattr__(self, name):
+            return getattr(self._con, name)
+
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: FullConnection(real_connect(*a, **k)))
+    with pytest.raises(LedgerUnavailable) as info:
+        led.append("r1", "processing")
+    assert str(tmp_path / "ledger.sqlite") in str(info.value) and "disk is full" in str(info.value)
+    monkeypatch.setattr(sqlite3, "connect", real_connect)
+    assert led.state("r1") == "received"

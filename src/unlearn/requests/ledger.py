@@ -27,6 +27,7 @@ with ``synchronous=FULL``: a crash leaves the ledger as it was before or after t
 
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 from contextlib import contextmanager
@@ -91,6 +92,19 @@ class LedgerError(ValueError):
     """An illegal state change (e.g. ``done`` without a certificate, or after ``done``)."""
 
 
+class LedgerUnavailable(OSError):
+    """The ledger file cannot be read or written (a full disk, an I/O error, no permission, locked too long):
+    nothing was recorded. An ``OSError`` naming the file, so every entry point reports it in one line."""
+
+
+_STORAGE_FAILURES = ("disk is full", "disk i/o error", "unable to open", "readonly", "read-only", "locked",
+                     "no such file")
+
+
+def _storage_failure(exc: sqlite3.Error) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and any(m in str(exc).lower() for m in _STORAGE_FAILURES)
+
+
 @dataclass(frozen=True)
 class Event:
     seq: int
@@ -119,11 +133,20 @@ class Ledger:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        """A connection in WAL mode; a storage failure becomes :class:`LedgerUnavailable` naming the file."""
+        try:
+            con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except sqlite3.OperationalError as exc:
+            raise LedgerUnavailable(errno.EIO, f"ledger unavailable: {exc}", str(self.path)) from None
         try:
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=FULL")
             yield con
+        except sqlite3.OperationalError as exc:
+            if not _storage_failure(exc):
+                raise
+            code = errno.ENOSPC if "full" in str(exc).lower() else errno.EIO
+            raise LedgerUnavailable(code, f"ledger unavailable, nothing recorded: {exc}", str(self.path)) from None
         finally:
             con.close()
 
