@@ -55,13 +55,17 @@ def main() -> None:
                    help="gp rows drawn as one budget curve (default: every row named gp or gp:e<N>)")
     p.add_argument("--extra", nargs="+", default=["gp:paper"], help="other rows drawn as single points")
     p.add_argument("--baselines", nargs="+", default=BASELINES)
-    p.add_argument("--labels", nargs="+", default=[], metavar="ROW=LABEL",
-                   help="display names, e.g. gp=gp:paper for records made when the paper preset was the default")
+    p.add_argument("--labels", nargs="+", default=[], metavar="[KIND|]ROW=LABEL",
+                   help="display names, e.g. 'random 10%%|gp=gp:paper' for records made when the paper preset was "
+                        "the default; a row relabelled gp:paper... is drawn as a single point, not on the curve")
     p.add_argument("--out-png", default=str(ROOT / "docs/gp_tradeoff.png"))
     p.add_argument("--out-md", default=str(ROOT / "benchmarks/results/tradeoff.md"))
     ns = p.parse_args()
     results, seeds, devices = load_records(ns.records, ns.dataset)
     labels = dict(pair.split("=", 1) for pair in ns.labels)
+
+    def label(kind: str, m: str) -> str:
+        return labels.get(f"{kind}|{m}", labels.get(m, m))
     kinds = [k for k in ns.kinds if (ns.family, k, "retrain") in results]
     fig, axes = plt.subplots(1, len(kinds), figsize=(5.2 * len(kinds), 4.4), squeeze=False)
     lines = [f"# Trade-off: Avg. Gap against cost ({ns.dataset}, {ns.family})", "",
@@ -74,7 +78,9 @@ def main() -> None:
     for ax, kind in zip(axes[0], kinds):
         models = sorted({m for f, k, m in results if f == ns.family and k == kind})
         gp_rows = ns.gp or [m for m in models if m == "gp" or (m.startswith("gp:e") and m[4:].isdigit())]
-        rows = {m: summarise(results, ns.family, kind, m) for m in [*gp_rows, *ns.extra, *ns.baselines,
+        extra = [*ns.extra, *[m for m in gp_rows if label(kind, m).startswith("gp:paper")]]
+        gp_rows = [m for m in gp_rows if m not in extra]
+        rows = {m: summarise(results, ns.family, kind, m) for m in [*gp_rows, *extra, *ns.baselines,
                                                                    "retrain:reseed"]}
         rows = {m: r for m, r in rows.items() if r is not None}
         floor = rows.pop("retrain:reseed", None)
@@ -85,11 +91,11 @@ def main() -> None:
         if curve:
             ax.plot([r["ratio"] for r in curve], [r["gap"] for r in curve], "-", color="C0", lw=1)
         for m, r in rows.items():
-            color = "C0" if m in gp_rows else ("C3" if m in ns.extra else "C1")
+            color = "C0" if m in gp_rows else ("C3" if m in extra else "C1")
             full = r["passes"] == r["n"]
             ax.errorbar(r["ratio"], r["gap"], yerr=r["gap_std"], fmt="o", color=color, capsize=2,
                         mfc=color if full else "white", ms=7)
-            ax.annotate(f"{labels.get(m, m)} ({r['passes']}/{r['n']})", (r["ratio"], r["gap"]), fontsize=7,
+            ax.annotate(f"{label(kind, m)} ({r['passes']}/{r['n']})", (r["ratio"], r["gap"]), fontsize=7,
                         xytext=(4, 4), textcoords="offset points")
         ax.axvline(0.25, color="0.5", ls=":", lw=1)
         ax.set_title(f"{ns.dataset} {ns.family}, forget {kind}")
@@ -97,12 +103,12 @@ def main() -> None:
         ax.set_ylabel("Avg. Gap to retrain (filled: pass on every seed)")
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=7, loc="upper right")
-        lines += [f"## forget {kind}", "", "| row | Avg. Gap | × retrain time | seconds | TA drop | verdicts |",
-                  "|---|---|---|---|---|---|"]
+        lines += [f"## forget {kind}", "", "| row | seeds | Avg. Gap | × retrain time | seconds | TA drop | verdicts |",
+                  "|---|---|---|---|---|---|---|"]
         for m, r in [*rows.items(), *([("retrain:reseed", floor)] if floor else [])]:
             verdicts = ", ".join(f"{v}×{r['verdicts'].count(v)}" for v in sorted(set(r["verdicts"])))
             drop = "–" if r["ta_drop"] is None else f"{r['ta_drop']:.2f}"
-            lines.append(f"| {labels.get(m, m)} | {r['gap']:.2f} ± {r['gap_std']:.2f} | {r['ratio']:.2f} | {r['seconds']:.1f} | "
+            lines.append(f"| {label(kind, m)} | {r['n']} | {r['gap']:.2f} ± {r['gap_std']:.2f} | {r['ratio']:.2f} | {r['seconds']:.1f} | "
                          f"{drop} | {verdicts} |")
         lines.append("")
     fig.tight_layout()

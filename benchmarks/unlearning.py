@@ -275,7 +275,13 @@ def merge_section(previous: str, section: str, dataset: str, families: list[str]
               "random-10% runs trained them on this CPU). Raw per-seed rows are in `results/records/*.jsonl`; "
               "`--from-records` rebuilds a table from them (a row recorded twice counts once, the later file "
               "winning). A row with fewer seeds says so: those processes hit their time limit "
-              "on the GPU and the missing seeds were run later on the CPU, or not at all.\n\n")
+              "on the GPU and the missing seeds were run later on the CPU, or not at all. "
+              "Sections ending in `-i14` (issue 14: the new `gp` default, `gp:paper` = the paper preset) ran on "
+              "2026-12-02, one benchmark process with one thread, while other engineers' jobs kept the 2 cores at a "
+              "load average of 5–13: their seconds vary several-fold with the load of the moment (the CIFAR-10 "
+              "class-3 retrain came from the cache, trained at the heaviest load, and its `gp` row ran under "
+              "heavier load than `gp:e20` / `gp:e40`), so the optimizer-step counts in docs/method.md are the "
+              "steadier cost measure there.\n\n")
     marker = f"<!-- {dataset}:{'+'.join(families)} -->"
     blocks = [b for b in previous.split("<!-- ")[1:] if not b.startswith(marker[5:])]
     body = "".join("<!-- " + b for b in blocks)
