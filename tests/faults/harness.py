@@ -340,7 +340,7 @@ def kill_stage(project: Project, stage: str, rng: random.Random, log: Path, max_
 
 
 STALE_BY = {  # the param change that makes a stage (and what follows it) re-run
-    "prepare": ("prepare.seed", 1),
+    "prepare": None,  # a new split seed would move the requested samples out of the train split
     "pretrain": ("pretrain.seed", 1),
     "base": None,
     "forget": ("forget.seed", 1),
@@ -356,8 +356,10 @@ def case_kill(base: Project, work: Path, stage: str, seed: int = 0) -> Row:
     project = clone(base, work / f"kill-{stage}")
     rng = random.Random(f"{stage}-{seed}")
     change = STALE_BY[stage]
-    if change is None:  # base re-runs when its deps change: touch the start pin's directory content
-        (project.root / "data/requests/.fault").write_text("x")
+    if change is None:  # a changed dep of the stage (its script, or the requests folder for base) re-runs it
+        dep = project.root / ("data/requests/.fault" if stage == "base" else f"src/unlearn/stages/{stage}.py")
+        with open(dep, "a") as fh:
+            fh.write("\n# fault matrix: make the stage stale\n")
     else:
         project.set_param(*change)
     before = snapshot(project)
