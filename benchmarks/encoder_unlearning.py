@@ -93,15 +93,17 @@ def _row(scenario_name: str, seed: int, name: str, results: dict, shadow_seconds
     ref, orig = results["retrain"]["evidence"], results["original"]["evidence"]
     ev, attack = results[name]["evidence"], orig["strongest_attack"]
     if name == "original":
-        verdict = "caught" if cert_lib.control_results(orig, ref, th)["negative"]["verdict"] == "fail" else "not caught"
+        negative = cert_lib.control_results(orig, ref, th)["negative"]
+        verdict, reasons = ("caught" if negative["verdict"] == "fail" else "not caught"), negative["reasons"]
     else:
-        verdict = cert_lib.decide(ev, orig, ref, th)[0]
+        verdict, reasons = cert_lib.decide(ev, orig, ref, th)
     gap = float(np.mean([abs(ev[k] - ref[k]) for k in ("UA", "RA", "TA")]
                         + [100 * abs(ev["attacks"][attack]["auc"] - ref["attacks"][attack]["auc"])]))
     return {"scenario": scenario_name, "seed": seed, "model": name, "UA": ev["UA"], "RA": ev["RA"], "TA": ev["TA"],
             "attack": attack, "attack_auc": ev["attacks"][attack]["auc"], "attack_ci": ev["attacks"][attack]["auc_ci"],
             "strongest_attack": ev["strongest_attack"], "strongest_auc": ev["attack_auc"], "avg_gap": gap,
             "seconds": results[name]["seconds"], "shadow_seconds": shadow_seconds, "verdict": verdict,
+            "reasons": reasons,
             "aucs": {a: m["auc"] for a, m in ev["attacks"].items()},
             "device": f"CPU ({torch.get_num_threads()} threads)"}
 
@@ -114,18 +116,31 @@ def table(rows: list[dict]) -> str:
              "`encoder_leakage.md`; forget = 100 random members; attacks = the verify stage's, with 2 shadow encoders. "
              "UA/RA/TA from a linear probe fitted on retain. Avg. Gap = mean |Δ to retrain| over UA, RA, TA and "
              "100 × AUC of the attack strongest on the original. Verdicts by the certificate rules.", "",
-             "| scenario | model | seeds | UA | RA | TA | attack AUC (forget vs test) | Avg. Gap | seconds | verdicts |",
+             "| scenario | model | seeds | UA | RA | TA | attack AUC (forget vs test) [95% CI] | Avg. Gap | seconds "
+             "(× retrain) | verdicts |",
              "| --- | --- | ---: | --- | --- | --- | --- | --- | ---: | --- |"]
+
+    def cell(values: list[float]) -> str:
+        return f"{values[0]:.1f}" if len(values) == 1 else mean_std(values)
+
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["scenario"], r["model"]), []).append(r)
     order = ["original", *ROWS]
     for (scenario, model), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]))):
-        lines.append(f"| {scenario} | {model} | {len(rs)} | {mean_std([r['UA'] for r in rs])} | "
-                     f"{mean_std([r['RA'] for r in rs])} | {mean_std([r['TA'] for r in rs])} | "
-                     f"{rs[0]['attack']} {mean_std([r['attack_auc'] for r in rs])} | "
-                     f"{mean_std([r['avg_gap'] for r in rs])} | {np.mean([r['seconds'] for r in rs]):.0f} | "
+        retrain = np.mean([r["seconds"] for r in groups.get((scenario, "retrain"), rs)])
+        auc = (f"{rs[0]['attack_auc']:.3f} [{rs[0]['attack_ci'][0]:.3f}, {rs[0]['attack_ci'][1]:.3f}]" if len(rs) == 1
+               else mean_std([r["attack_auc"] for r in rs]))
+        secs = np.mean([r["seconds"] for r in rs])
+        ratio = "pretraining" if model == "original" else f"{secs / retrain:.2f}×"
+        lines.append(f"| {scenario} | {model} | {len(rs)} | {cell([r['UA'] for r in rs])} | "
+                     f"{cell([r['RA'] for r in rs])} | {cell([r['TA'] for r in rs])} | {rs[0]['attack']} {auc} | "
+                     f"{cell([r['avg_gap'] for r in rs])} | {secs:.0f} ({ratio}) | "
                      f"{', '.join(r['verdict'] for r in rs)} |")
+    reasons = [f"- {r['model']} (seed {r['seed']}): " + "; ".join(r["reasons"]) for r in rows
+               if r.get("reasons") and r["verdict"] in ("fail", "caught")]
+    if reasons:
+        lines += ["", "Why (the certificate's reasons):", "", *reasons]
     return "\n".join(lines) + "\n"
 
 
