@@ -400,6 +400,23 @@ def case_mlflow_unreachable_ingest(base: Project, work: Path) -> Row:
                note=_tail(out))
 
 
+def case_mlflow_broken_ingest(base: Project, work: Path) -> Row:
+    """The store fails inside the deletion flow (a sqlite URI passes the up-front check, its file is garbage):
+    the new request is recorded but never ``done``; the flow ends with one line naming the store."""
+    project = clone(base, work / "mlflow-broken-ingest")
+    broken = work / "broken-mlflow.db"
+    broken.write_bytes(b"not a database" * 100)
+    project.request("r-2", "5")
+    before = snapshot(project)
+    rc, out = project.run([unlearn_bin(), "ingest", "--project", str(project.root)], timeout=600,
+                          extra_env={"MLFLOW_TRACKING_URI": f"sqlite:///{broken}"})
+    after = snapshot(project)
+    return Row("MLflow store unusable inside the deletion flow", clear_error=clear_error(rc, out, r"broken-mlflow"),
+               unchanged=data_lost(before, after) == 0, data_lost=data_lost(before, after),
+               wrongly_done=wrongly_done(after), orphans=orphans(after), stale_runs=stale_runs(after),
+               note=_tail(out))
+
+
 def case_audit_unreachable(base: Project, work: Path) -> Row:
     """``unlearn audit`` against a missing store must fail, never answer 'none'."""
     project = clone(base, work / "audit-missing")
@@ -567,6 +584,7 @@ CASES: dict[str, Callable[[Project, Path], Row | None]] = {
     **{f"kill-{s}": (lambda st: lambda b, w: case_kill(b, w, st))(s) for s in STAGES},
     "mlflow-run": case_mlflow_unreachable_run,
     "mlflow-ingest": case_mlflow_unreachable_ingest,
+    "mlflow-broken-ingest": case_mlflow_broken_ingest,
     "audit-missing-store": case_audit_unreachable,
     "enospc-stage-output": lambda b, w: case_enospc(b, w, "stage output"),
     "enospc-checkpoint": lambda b, w: case_enospc(b, w, "checkpoint"),
