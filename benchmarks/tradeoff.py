@@ -74,7 +74,10 @@ def main() -> None:
              "|Δ| to the same seed's retrain over UA, RA, TA and MIA-efficacy; × retrain = the method's wall time "
              "over the retrain's in the same process; TA drop = test accuracy lost against the original; the "
              "noise floor is `retrain:reseed`, a second exact retrain from another seed. Attacks as in "
-             "`unlearning.md` (threshold attacks on the logit margin, confidence, entropy; MIA-efficacy SVC).", ""]
+             "`unlearning.md` (threshold attacks on the logit margin, loss, confidence, entropy, modified entropy; "
+             "MIA-efficacy SVC). CPU, one thread per process, beside other jobs: the wall-time ratios move with the "
+             "load of the moment (see the header of `unlearning.md`); docs/method.md also gives each budget in "
+             "sample passes. A row's seeds column says how many seeds it has.", ""]
     for ax, kind in zip(axes[0], kinds):
         models = sorted({m for f, k, m in results if f == ns.family and k == kind})
         gp_rows = ns.gp or [m for m in models if m == "gp" or (m.startswith("gp:e") and m[4:].isdigit())]
