@@ -9,14 +9,12 @@ import os
 import sys
 from pathlib import Path
 
-ATTACK_NAMES = ("margin", "loss", "confidence", "entropy", "modified_entropy", "svc_mia_efficacy", "shadow", "lira",
-                "encodermi", "encodermi_classifier")
-
 
 def cmd_list(ns: argparse.Namespace) -> int:
     """Print ``KIND NAME`` for every pretraining method, unlearning method and attack."""
     from unlearn.learners import LEARNERS, _import_optional_learners
     from unlearn.methods import METHODS
+    from unlearn.verification import ATTACK_NAMES  # the attacks verify runs: one list
 
     _import_optional_learners()
     lines = [f"pretrain {n}" for n in sorted(LEARNERS)] + [f"unlearn {n}" for n in sorted(METHODS)]

@@ -99,7 +99,8 @@ def main(ns: argparse.Namespace, params: Params) -> None:
     for name, learner in learners.items():  # a model of another architecture than params.pretrain: one error
         check_architecture(paths[name], learner.config(), expected)
     shadow = train_shadow_reference(learners["original"].config(), data, sets,
-                                    n_shadow=params.verify.shadow_models, seed=params.verify.seed)
+                                    n_shadow=params.verify.shadow_models, seed=params.verify.seed,
+                                    encoder_views=params.verify.encoder_views)
     evidence, outputs, learners = measure(paths, sets, params, device, shadow, learners)
     forget_info = {"sha256": record["sha256"], "n": record["n"], "kind": record["kind"],
                    "request_ids": sorted({w.split(" ", 1)[1] for w in record["why"].values()
