@@ -576,7 +576,7 @@ def case_corrupt(base: Project, work: Path, what: str) -> Row:
 
 def _tail(output: str, n: int = 2) -> str:
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if re.match(r"^(error|ERROR)\b", ln)]
+    errors = [ln for ln in lines if re.match(r"^(error|ERROR)\b", ln) or "MISMATCH" in ln]
     return " | ".join((errors or lines)[-n:])[:300]
 
 
