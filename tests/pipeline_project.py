@@ -13,6 +13,21 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Tiny digits, forgetting whole classes by request. The thresholds make a verdict hinge on forget accuracy
+# against the retrain reference (the attack rules are opened wide), so that a test of the operation does not
+# depend on how the attack suite is calibrated: the original is caught (it still knows the class), the retrain
+# reference passes. Used by tests/test_deletion_flow.py and the fault matrix (tests/faults/harness.py).
+DELETION_PARAMS = {
+    "prepare": {"splits": {"train": 300, "reference": 150, "test": 300}},
+    "pretrain": {"backbone": {"name": "small_cnn", "width": 8}, "epochs": 25, "batch_size": 64, "lr": 0.003},
+    "forget": {"kind": "requests"},
+    "unlearn": {"methods": ["retrain", "finetune"], "finetune": {"epochs": 1}},
+    "verify": {"bootstrap": 20, "shadow_models": 0, "promote": ["finetune", "retrain"],
+               "thresholds": {"auc_tolerance": 0.5, "accuracy_tolerance": 40.0, "mia_efficacy_tolerance": 1.0,
+                              "utility_drop": 100.0}},
+    "requests": {"schedule": "0 0 1 1 *", "retrain_every": 1},  # the tests trigger runs themselves
+}
+
 
 def merge(base: dict, over: dict) -> dict:
     """Recursive dict merge; ``over`` wins."""

@@ -17,25 +17,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pipeline_project import make_project
+from pipeline_project import DELETION_PARAMS, make_project, merge
 
 from unlearn.io import sha256_file
 
-# Tiny digits, forgetting whole classes by request. The thresholds make a verdict hinge on forget accuracy
-# against the retrain reference (the attack rules are opened wide), so that this test of the operation does not
-# depend on how the attack suite is calibrated: the original is caught (it still knows the class), the retrain
-# reference passes. Run 2 then sets thresholds no model can meet; it reuses run 1's retrain reference
-# (requests.retrain_every: 2), so its certificates judge r-2's samples by the attack rule only.
-TINY = {
-    "prepare": {"splits": {"train": 300, "reference": 150, "test": 300}},
-    "pretrain": {"backbone": {"name": "small_cnn", "width": 8}, "epochs": 25, "batch_size": 64, "lr": 0.003},
-    "forget": {"kind": "requests"},
-    "unlearn": {"methods": ["retrain", "finetune"], "finetune": {"epochs": 1}},
-    "verify": {"bootstrap": 20, "shadow_models": 0, "promote": ["finetune", "retrain"],
-               "thresholds": {"auc_tolerance": 0.5, "accuracy_tolerance": 40.0, "mia_efficacy_tolerance": 1.0,
-                              "utility_drop": 100.0}},
-    "requests": {"schedule": "0 0 1 1 *", "retrain_every": 2},  # the test triggers runs itself
-}
+# pipeline_project.DELETION_PARAMS: verdicts hinge on forget accuracy against the retrain reference. Run 2 then
+# sets thresholds no model can meet; it reuses run 1's retrain reference (requests.retrain_every: 2), so its
+# certificates judge r-2's samples by the attack rule only.
+TINY = merge(DELETION_PARAMS, {"requests": {"retrain_every": 2}})
 MODEL, DEPLOYMENT = "digits-supervised", "unlearn-deletion-requests/deletion-requests"
 pytestmark = pytest.mark.slow
 

@@ -40,22 +40,11 @@ TESTS = Path(__file__).resolve().parents[1]
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
-from pipeline_project import make_project  # noqa: E402
+from pipeline_project import DELETION_PARAMS, make_project  # noqa: E402
 
 INJECT = Path(__file__).resolve().parent / "inject"
 MODEL = "digits-supervised"
-# Tiny digits, deletion requests of whole classes; the thresholds make the verdict hinge on forget accuracy
-# against the retrain reference (as in tests/test_deletion_flow.py), so the outcome is known: retrain and gp pass.
-PARAMS = {
-    "prepare": {"splits": {"train": 300, "reference": 150, "test": 300}},
-    "pretrain": {"backbone": {"name": "small_cnn", "width": 8}, "epochs": 25, "batch_size": 64, "lr": 0.003},
-    "forget": {"kind": "requests"},
-    "unlearn": {"methods": ["retrain", "finetune"], "finetune": {"epochs": 1}},
-    "verify": {"bootstrap": 20, "shadow_models": 0, "promote": ["finetune", "retrain"],
-               "thresholds": {"auc_tolerance": 0.5, "accuracy_tolerance": 40.0, "mia_efficacy_tolerance": 1.0,
-                              "utility_drop": 100.0}},
-    "requests": {"schedule": "0 0 1 1 *", "retrain_every": 1},
-}
+PARAMS = DELETION_PARAMS  # verdicts hinge on forget accuracy: retrain and finetune pass
 TRACEBACK = "Traceback (most recent call last)"
 STAGES = ("prepare", "pretrain", "base", "forget", "unlearn", "verify")
 
@@ -386,35 +375,37 @@ def case_mlflow_unreachable_run(base: Project, work: Path) -> Row:
                stale_runs=stale_runs(after), note=_tail(out))
 
 
-def case_mlflow_unreachable_ingest(base: Project, work: Path) -> Row:
-    project = clone(base, work / "mlflow-ingest")
+def _ingest_with_store(base: Project, work: Path, name: str, fault: str, uri: Callable[[Path], str],
+                       pattern: str) -> Row:
+    """Ingest a new request ``r-2`` with the tracking store at ``uri(work)``: the request must not become ``done``
+    and the flow must end with one line naming the store."""
+    project = clone(base, work / name)
     project.request("r-2", "5")
     before = snapshot(project)
     rc, out = project.run([unlearn_bin(), "ingest", "--project", str(project.root)], timeout=600,
-                          extra_env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"})
+                          extra_env={"MLFLOW_TRACKING_URI": uri(work)})
     after = snapshot(project)
-    # the inbox file may be recorded (received) or the run marked failed; r-2 must not be done
-    return Row("MLflow unreachable during the deletion flow", clear_error=clear_error(rc, out, r"127\.0\.0\.1:9"),
-               unchanged=data_lost(before, after) == 0, data_lost=data_lost(before, after),
-               wrongly_done=wrongly_done(after), orphans=orphans(after), stale_runs=stale_runs(after),
-               note=_tail(out))
+    return Row(fault, clear_error=clear_error(rc, out, pattern), unchanged=data_lost(before, after) == 0,
+               data_lost=data_lost(before, after), wrongly_done=wrongly_done(after), orphans=orphans(after),
+               stale_runs=stale_runs(after), note=_tail(out))
+
+
+def case_mlflow_unreachable_ingest(base: Project, work: Path) -> Row:
+    """The tracking server does not answer: the flow stops before it starts (the up-front check)."""
+    return _ingest_with_store(base, work, "mlflow-ingest", "MLflow unreachable during the deletion flow",
+                              lambda _: "http://127.0.0.1:9", r"127\.0\.0\.1:9")
+
+
+def _garbage_store(work: Path) -> str:
+    broken = work / "broken-mlflow.db"
+    broken.write_bytes(b"not a database" * 100)
+    return f"sqlite:///{broken}"
 
 
 def case_mlflow_broken_ingest(base: Project, work: Path) -> Row:
-    """The store fails inside the deletion flow (a sqlite URI passes the up-front check, its file is garbage):
-    the new request is recorded but never ``done``; the flow ends with one line naming the store."""
-    project = clone(base, work / "mlflow-broken-ingest")
-    broken = work / "broken-mlflow.db"
-    broken.write_bytes(b"not a database" * 100)
-    project.request("r-2", "5")
-    before = snapshot(project)
-    rc, out = project.run([unlearn_bin(), "ingest", "--project", str(project.root)], timeout=600,
-                          extra_env={"MLFLOW_TRACKING_URI": f"sqlite:///{broken}"})
-    after = snapshot(project)
-    return Row("MLflow store unusable inside the deletion flow", clear_error=clear_error(rc, out, r"broken-mlflow"),
-               unchanged=data_lost(before, after) == 0, data_lost=data_lost(before, after),
-               wrongly_done=wrongly_done(after), orphans=orphans(after), stale_runs=stale_runs(after),
-               note=_tail(out))
+    """The store fails inside the deletion flow (a sqlite URI passes the up-front check, its file is garbage)."""
+    return _ingest_with_store(base, work, "mlflow-broken-ingest", "MLflow store unusable inside the deletion flow",
+                              _garbage_store, r"broken-mlflow")
 
 
 def case_audit_unreachable(base: Project, work: Path) -> Row:
