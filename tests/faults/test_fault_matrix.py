@@ -11,9 +11,10 @@ from harness import build_baseline, run_case
 
 pytestmark = pytest.mark.slow
 
-CI_CASES = ["kill-verify", "mlflow-run", "mlflow-broken-ingest", "audit-missing-store",
-            "enospc-stage-output", "enospc-ledger", "two-runs", "nan", "corrupt-checkpoint",
-            "corrupt-certificate"]
+# The benchmark runs every case. In CI: the cases that guard the audit issue's defects and have no other test;
+# two runs at once and a NaN loss are covered end to end by tests/test_run_lock.py and tests/test_stage_errors.py.
+CI_CASES = ["kill-verify", "mlflow-run", "mlflow-broken-ingest", "audit-missing-store", "enospc-stage-output",
+            "enospc-ledger", "corrupt-checkpoint", "corrupt-certificate"]
 
 
 @pytest.fixture(scope="module")
