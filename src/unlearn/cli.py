@@ -28,7 +28,11 @@ def cmd_report(ns: argparse.Namespace) -> int:
     from unlearn.io import read_json
     from unlearn.report import render_table
 
-    summary = read_json(ns.summary)
+    path = Path(ns.project) / ns.summary
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no results yet; run `unlearn run --project {ns.project}` (or `dvc repro`) "
+                                "first")
+    summary = read_json(path)
     if ns.json:
         print(json.dumps(summary["rows"], indent=2))
     else:
@@ -84,8 +88,18 @@ def cmd_check(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("unlearn")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unlearn", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"unlearn {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run the pipeline flow (prepare, pretrain, forget, unlearn, verify)")
     p.add_argument("--project", default=".", help="project root holding params.yaml, dvc.yaml and flows/")
@@ -93,11 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="available pretraining methods, unlearning methods and attacks")
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("report", help="the latest run's results")
+    p.add_argument("--project", default=".", help="project root holding params.yaml, dvc.yaml and flows/")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
-    p.add_argument("--summary", default="reports/summary.json")
+    p.add_argument("--summary", default="reports/summary.json",
+                   help="the summary file, relative to the project (default reports/summary.json)")
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("check-params", help="validate params.yaml against the schema")
-    p.add_argument("params", nargs="?", default="params.yaml")
+    p.add_argument("params", nargs="?", default="params.yaml", help="the params file (default params.yaml)")
     p.set_defaults(func=cmd_check)
     importlib.import_module("unlearn.cli_ops").register(sub)  # serve, ingest, ledger, lineage, audit
     importlib.import_module("unlearn.cli_certificate").register(sub)  # certificate verify
