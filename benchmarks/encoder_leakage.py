@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from harness import CIFAR_ZIP, forget_ids, prepared_in_memory, with_overrides
+from harness import CIFAR_ZIP, forget_ids, prepared_in_memory, read_records, require_cifar, with_overrides
 
 from unlearn import certificate as cert_lib
 from unlearn.config import Params
@@ -274,13 +274,12 @@ def main() -> None:
     ns = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if not ns.from_records:
-        if not CIFAR_ZIP.is_file():
-            raise SystemExit(f"{CIFAR_ZIP} not found (set UNLEARN_CIFAR_ZIP)")
+        require_cifar()
         torch.set_num_threads(ns.threads)
         for name in ns.configs:
             run_config(parse_config(name), Path(ns.records) if ns.records else None, ns.retrain)
     paths = ns.from_records or ([ns.records] if ns.records else [])
-    rows = [json.loads(line) for path in paths for line in Path(path).read_text().splitlines() if line.strip()]
+    rows = read_records(paths)
     write_text(OUT, table(rows))
     print(OUT.read_text())
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from encoder_leakage import CIFAR_ZIP, VIEWS, params_for, parse_config
-from harness import _unlearn, build_scenario, mean_std, with_overrides
+from encoder_leakage import VIEWS, params_for, parse_config
+from harness import _unlearn, build_scenario, mean_std, read_records, require_cifar, with_overrides
 
 from unlearn import certificate as cert_lib
 from unlearn.io import write_text
@@ -155,14 +155,13 @@ def main() -> None:
     ns = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if not ns.from_records:
-        if not CIFAR_ZIP.is_file():
-            raise SystemExit(f"{CIFAR_ZIP} not found (set UNLEARN_CIFAR_ZIP)")
+        require_cifar()
         torch.set_num_threads(ns.threads)
         for name in ns.scenario:
             for seed in ns.seeds:
                 run(name, seed, ns.rows, Path(ns.records) if ns.records else None)
     paths = ns.from_records or ([ns.records] if ns.records else [])
-    rows = [json.loads(line) for path in paths for line in Path(path).read_text().splitlines() if line.strip()]
+    rows = read_records(paths)
     write_text(OUT, table(rows))
     print(OUT.read_text())
 

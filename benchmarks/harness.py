@@ -36,6 +36,17 @@ CIFAR_ZIP = Path(os.environ.get("UNLEARN_CIFAR_ZIP", Path(__file__).resolve().pa
                                 / "cifar10-jpeg.zip"))  # UNLEARN_CIFAR_ZIP: a copy elsewhere (e.g. on a GPU host)
 
 
+def require_cifar() -> None:
+    """Stop with one line naming the file when the CIFAR-10 zip is missing."""
+    if not CIFAR_ZIP.is_file():
+        raise SystemExit(f"{CIFAR_ZIP} not found (set UNLEARN_CIFAR_ZIP)")
+
+
+def read_records(paths: list[str | Path]) -> list[dict]:
+    """Every row of these JSONL record files, in order."""
+    return [json.loads(line) for path in paths for line in Path(path).read_text().splitlines() if line.strip()]
+
+
 def prepared_in_memory(params: Params, raw: RawImages | None = None) -> PreparedData:
     p = params.prepare
     raw = raw or load_source(p.source, p.root, p.download)
