@@ -292,9 +292,19 @@ class Row:
         return {**asdict(self), "ok": self.ok}
 
 
+def judged(fault: str, before: State, after: State, clear: bool, *, same: bool | None = None,
+           recovered: bool | None = None, note: str = "") -> Row:
+    """One row, its evidence columns read off the states; ``same`` (nothing changed that should not) defaults to
+    "no evidence lost"."""
+    lost = data_lost(before, after)
+    return Row(fault, clear_error=clear, unchanged=lost == 0 if same is None else same, data_lost=lost,
+               wrongly_done=wrongly_done(after), orphans=orphans(after), stale_runs=stale_runs(after),
+               recovered=recovered, note=note)
+
+
 # ---- the faults ------------------------------------------------------------------------------------------------
 
-def _descendant_stage(pid_group: int, stage: str, root: Path) -> bool:
+def _descendant_stage(pid_group: int, stage: str) -> bool:
     """Whether a process of this process group runs ``unlearn.stages.<stage>``."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -315,14 +325,14 @@ def kill_stage(project: Project, stage: str, rng: random.Random, log: Path, max_
     proc = project.popen([unlearn_bin(), "run", "--project", str(project.root)], log)
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline and proc.poll() is None:
-        if _descendant_stage(proc.pid, stage, project.root):
+        if _descendant_stage(proc.pid, stage):
             break
         time.sleep(0.1)
     if proc.poll() is not None:
         return f"run ended (exit {proc.returncode}) before {stage} started"
     delay = rng.uniform(0.0, max_delay)
     time.sleep(delay)
-    still = _descendant_stage(proc.pid, stage, project.root)
+    still = _descendant_stage(proc.pid, stage)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(30)
     return f"SIGKILL {delay:.1f}s into {stage}" + ("" if still else f" (after {stage} had ended)")
@@ -355,10 +365,8 @@ def case_kill(base: Project, work: Path, stage: str, seed: int = 0) -> Row:
     note = kill_stage(project, stage, rng, work / f"kill-{stage}.log", KILL_DELAY[stage])
     rc, out = project.run([unlearn_bin(), "run", "--project", str(project.root)], timeout=1200)
     after = snapshot(project)
-    return Row(f"SIGKILL during {stage}, then re-run", clear_error=rc == 0 and TRACEBACK not in out,
-               unchanged=data_lost(before, after) == 0, data_lost=data_lost(before, after),
-               wrongly_done=wrongly_done(after), orphans=orphans(after), stale_runs=stale_runs(after),
-               recovered=rc == 0, note=note if rc == 0 else f"{note}; re-run exit {rc}: {_tail(out)}")
+    return judged(f"SIGKILL during {stage}, then re-run", before, after, rc == 0 and TRACEBACK not in out,
+                  recovered=rc == 0, note=note if rc == 0 else f"{note}; re-run exit {rc}: {_tail(out)}")
 
 
 def case_mlflow_unreachable_run(base: Project, work: Path) -> Row:
@@ -369,10 +377,8 @@ def case_mlflow_unreachable_run(base: Project, work: Path) -> Row:
     rc, out = project.run([unlearn_bin(), "run", "--project", str(project.root)], timeout=600,
                           extra_env={"MLFLOW_TRACKING_URI": uri})
     after = snapshot(project)
-    return Row("MLflow unreachable during `unlearn run`", clear_error=clear_error(rc, out, r"127\.0\.0\.1:9"),
-               unchanged=unchanged(before, after, lambda p: p.startswith("reports/")),
-               data_lost=data_lost(before, after), wrongly_done=wrongly_done(after), orphans=orphans(after),
-               stale_runs=stale_runs(after), note=_tail(out))
+    return judged("MLflow unreachable during `unlearn run`", before, after, clear_error(rc, out, r"127\.0\.0\.1:9"),
+                  same=unchanged(before, after, lambda p: p.startswith("reports/")), note=_tail(out))
 
 
 def _ingest_with_store(base: Project, work: Path, name: str, fault: str, uri: Callable[[Path], str],
@@ -385,9 +391,7 @@ def _ingest_with_store(base: Project, work: Path, name: str, fault: str, uri: Ca
     rc, out = project.run([unlearn_bin(), "ingest", "--project", str(project.root)], timeout=600,
                           extra_env={"MLFLOW_TRACKING_URI": uri(work)})
     after = snapshot(project)
-    return Row(fault, clear_error=clear_error(rc, out, pattern), unchanged=data_lost(before, after) == 0,
-               data_lost=data_lost(before, after), wrongly_done=wrongly_done(after), orphans=orphans(after),
-               stale_runs=stale_runs(after), note=_tail(out))
+    return judged(fault, before, after, clear_error(rc, out, pattern), note=_tail(out))
 
 
 def case_mlflow_unreachable_ingest(base: Project, work: Path) -> Row:
@@ -416,6 +420,7 @@ def case_audit_unreachable(base: Project, work: Path) -> Row:
     rc, out = project.run([unlearn_bin(), "audit", "digits-00003", "--project", str(project.root)], timeout=120)
     after = snapshot(project)
     created = (project.root / "mlflow.db").exists()
+    # the registry is removed on purpose: its columns say nothing here; the files and ledger must stay as they were
     return Row("MLflow store missing during `unlearn audit`", clear_error=clear_error(rc, out, r"mlflow"),
                unchanged=unchanged(before, after) and not created, data_lost=0, wrongly_done=0,
                orphans=0, stale_runs=0, note=_tail(out))
@@ -438,11 +443,10 @@ def case_enospc(base: Project, work: Path, what: str) -> Row:
     mid = snapshot(project)
     rc2, out2 = project.run(["dvc", "repro"], timeout=900)
     after = snapshot(project)
-    return Row(f"disk full during {what} ({glob})",
-               clear_error=clear_error(rc, out, r"(no space left|disk full|ENOSPC)"),
-               unchanged=data_lost(before, mid) == 0 and orphans(mid) == 0, data_lost=data_lost(before, after),
-               wrongly_done=wrongly_done(after), orphans=orphans(after), stale_runs=stale_runs(after),
-               recovered=rc2 == 0, note=_tail(out) if rc2 == 0 else f"re-run exit {rc2}: {_tail(out2)}")
+    return judged(f"disk full during {what} ({glob})", before, after,
+                  clear_error(rc, out, r"(no space left|disk full|ENOSPC)"),
+                  same=data_lost(before, mid) == 0 and orphans(mid) == 0, recovered=rc2 == 0,
+                  note=_tail(out) if rc2 == 0 else f"re-run exit {rc2}: {_tail(out2)}")
 
 
 def case_enospc_ledger(base: Project, work: Path) -> Row | None:
@@ -476,10 +480,7 @@ def case_enospc_ledger(base: Project, work: Path) -> Row | None:
     if kept.is_dir():  # the project keeps what the faulty run left in its ledger
         for item in kept.iterdir():
             shutil.copy2(item, ledger_dir / item.name)
-    return Row("disk full during a ledger write", clear_error=clear_error(rc, out, r"ledger"),
-               unchanged=data_lost(before, after) == 0, data_lost=data_lost(before, after),
-               wrongly_done=wrongly_done(after), orphans=orphans(after), stale_runs=stale_runs(after),
-               note=_tail(out))
+    return judged("disk full during a ledger write", before, after, clear_error(rc, out, r"ledger"), note=_tail(out))
 
 
 def case_two_runs(base: Project, work: Path) -> Row:
@@ -489,7 +490,7 @@ def case_two_runs(base: Project, work: Path) -> Row:
     before = snapshot(project)
     first = project.popen([unlearn_bin(), "run", "--project", str(project.root)], work / "two-runs-first.log")
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not _descendant_stage(first.pid, "verify", project.root) \
+    while time.monotonic() < deadline and not _descendant_stage(first.pid, "verify") \
             and first.poll() is None:
         time.sleep(0.2)
     start = time.monotonic()
@@ -497,10 +498,8 @@ def case_two_runs(base: Project, work: Path) -> Row:
     second_s = time.monotonic() - start
     first_rc = first.wait(900)
     after = snapshot(project)
-    return Row("two `unlearn run` at once", clear_error=clear_error(rc, out, r"(lock|already running)"),
-               unchanged=data_lost(before, after) == 0, data_lost=data_lost(before, after),
-               wrongly_done=wrongly_done(after), orphans=orphans(after), stale_runs=stale_runs(after),
-               recovered=first_rc == 0, note=f"second stopped after {second_s:.1f}s: {_tail(out)}")
+    return judged("two `unlearn run` at once", before, after, clear_error(rc, out, r"(lock|already running)"),
+                  recovered=first_rc == 0, note=f"second stopped after {second_s:.1f}s: {_tail(out)}")
 
 
 def case_nan(base: Project, work: Path) -> Row:
@@ -513,10 +512,9 @@ def case_nan(base: Project, work: Path) -> Row:
                           extra_env={"PREFECT_LOGGING_LEVEL": "INFO"})  # Prefect announces retries at INFO
     after = snapshot(project)
     retried = re.search(r"Retry \d+/\d+ will start", out) is not None
-    return Row("NaN loss during unlearning", clear_error=clear_error(rc, out, r"(nan|non-finite)") and not retried,
-               unchanged=data_lost(before, after) == 0, data_lost=data_lost(before, after),
-               wrongly_done=wrongly_done(after), orphans=orphans(after), stale_runs=stale_runs(after),
-               note=("retried; " if retried else "") + _tail(out))
+    return judged("NaN loss during unlearning", before, after,
+                  clear_error(rc, out, r"(nan|non-finite)") and not retried,
+                  note=("retried; " if retried else "") + _tail(out))
 
 
 def case_corrupt(base: Project, work: Path, what: str) -> Row:
@@ -559,10 +557,8 @@ def case_corrupt(base: Project, work: Path, what: str) -> Row:
         changed = not (after.files == pristine.files and after.versions == pristine.versions)
     else:
         changed = not unchanged(before, after)
-    return Row(f"corrupted {what} ({target.relative_to(project.root)})", clear_error=clear_error(rc, out, pattern),
-               unchanged=not changed, data_lost=data_lost(pristine, after),
-               wrongly_done=wrongly_done(after), orphans=orphans(after), stale_runs=stale_runs(after),
-               recovered=recovered, note=note)
+    return judged(f"corrupted {what} ({target.relative_to(project.root)})", pristine, after,
+                  clear_error(rc, out, pattern), same=not changed, recovered=recovered, note=note)
 
 
 def _tail(output: str, n: int = 2) -> str:
